@@ -1,0 +1,356 @@
+"""``apply``: the one seam through which every Tensor operation runs.
+
+``apply(op, *inputs, **attrs)`` promotes the inputs (explicit ``convert`` calls, so every mode sees
+the casts), checks them with the op's ``infer`` rule (cached per input signature), hands the call to
+the current interpreter (eager: run the kernel; tracing: emit an IR node), wraps the results, and
+records a tape node when grad mode is on and an input requires grad.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from . import dtypes as _dt
+from .errors import DTypeError, describe
+from .registry import AVal, Op
+from .tape import AccumulateGrad, Node
+from .tensor import Tensor, _wrap, _from_np
+
+__all__ = ["apply", "apply_inplace", "grad_enabled", "state", "push_interpreter", "pop_interpreter"]
+
+_ndarray = np.ndarray
+_asarray = np.asarray
+_SCALARS = (int, float, bool)
+_NP2DT = _dt._FROM_NP
+
+
+class _State(threading.local):
+    grad_enabled = True
+    interp = None
+    anomaly = False
+    anomaly_check_nan = True
+
+
+state = _State()
+_active_interps = [0]  # non-eager interpreters active in any thread; 0 keeps the fast path
+CHECK = os.environ.get("DANLU_CHECK", "") not in ("", "0")
+
+
+def grad_enabled() -> bool:
+    return state.grad_enabled
+
+
+def push_interpreter(interp):
+    prev = state.interp
+    state.interp = interp
+    _active_interps[0] += 1
+    return prev
+
+
+def pop_interpreter(prev):
+    state.interp = prev
+    _active_interps[0] -= 1
+
+
+# -- signatures, promotion and shape checks (once per signature) ----------------------------------
+
+def _sig(args, attrs):
+    key = []
+    for a in args:
+        if isinstance(a, Tensor):
+            d = a._data
+            key.append(d.shape)
+            key.append(d.dtype)
+        else:
+            key.append(type(a))
+    if attrs:
+        key.append(tuple(attrs.items()))
+    return tuple(key)
+
+
+def _prepare(op: Op, args, attrs, key):
+    """Promotion and the infer check for a new input signature; cached on the op."""
+    casts = op.promote(args) if op.promote is not None else None
+    if casts is not None and not any(c is not None for c in casts):
+        casts = None
+    avals = []
+    for i, a in enumerate(args):
+        c = casts[i] if casts is not None else None
+        if isinstance(a, Tensor):
+            avals.append(AVal(a._data.shape, c or _NP2DT[a._data.dtype]) if c else a)
+        elif c is not None:
+            avals.append(AVal((), c))
+        else:
+            avals.append(a)
+    out = op.infer(*avals, **attrs)
+    entry = (casts, out)
+    try:
+        op.cache[key] = entry
+    except TypeError:  # unhashable attrs: check every call
+        pass
+    if len(op.cache) > 4096:
+        op.cache.clear()
+    return entry
+
+
+def _cast_args(args, casts):
+    out = list(args)
+    for i, c in enumerate(casts):
+        if c is None:
+            continue
+        a = args[i]
+        if isinstance(a, Tensor):
+            if a._data.dtype != c.np:
+                out[i] = apply(CONVERT, a, dtype=c)
+        else:
+            out[i] = Tensor._scalar(a, c)
+    return out
+
+
+def _bad_input(op, a):
+    raise TypeError(f"{op.name}: expected Tensor or Python number inputs, got {type(a).__name__} "
+                    f"({a!r:.60}); wrap arrays with danlu.tensor(...) first")
+
+
+def _normalize_args(op, args):
+    out = []
+    for a in args:
+        if isinstance(a, (Tensor, *_SCALARS)):
+            out.append(a)
+        elif isinstance(a, (np.ndarray, np.generic)):
+            out.append(_from_np(np.asarray(a)))
+        else:
+            _bad_input(op, a)
+    return out
+
+
+# -- the seam --------------------------------------------------------------------------------------
+
+def apply(op: Op, *args, **attrs):
+    """Run primitive ``op`` on ``args`` (Tensors or Python scalars) with ``attrs``.
+
+    >>> import danlu as dl
+    >>> from danlu.core.registry import get_op
+    >>> apply(get_op("add"), dl.tensor([1.0, 2.0]), 1)
+    tensor([2., 3.])
+    """
+    try:
+        key = _sig(args, attrs)
+        entry = op.cache.get(key)
+    except TypeError:
+        args = _normalize_args(op, args)
+        key = _sig(args, attrs)
+        entry = None
+    if entry is None:
+        for a in args:
+            if not isinstance(a, (Tensor, *_SCALARS)):
+                args = _normalize_args(op, args)
+                key = _sig(args, attrs)
+                break
+        entry = op.cache.get(key) if key is not None else None
+        if entry is None:
+            entry = _prepare(op, args, attrs, key)
+    if entry[0] is not None:
+        args = _cast_args(args, entry[0])
+
+    interp = state.interp if _active_interps[0] else None
+    if interp is None:
+        raw = op.kernel(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs)
+        if CHECK:
+            _check_kernel(op, raw, entry[1])
+    else:
+        raw = interp.run(op, args, attrs, entry[1])
+
+    if op.multi_out:
+        outs = tuple(_wrap(r if type(r) is _ndarray or not _concrete(r, interp) else _asarray(r)) for r in raw)
+    else:
+        if type(raw) is not _ndarray and _concrete(raw, interp):
+            raw = _asarray(raw)
+        outs = _wrap(raw)
+
+    if op.view:
+        _link_view(args[0], outs)
+
+    # Record a tape node when grad mode is on and a (floating) input requires grad.
+    for a in args:
+        if isinstance(a, Tensor) and a._rg:
+            if state.grad_enabled and op.differentiable:
+                _record(op, args, attrs, outs, raw)
+            break
+    return outs
+
+
+def _concrete(r, interp) -> bool:
+    """A kernel result that must become an ndarray (NumPy scalars from 0-d reductions)."""
+    return interp is None or isinstance(r, (np.generic, int, float, bool))
+
+
+def _check_kernel(op, raw, avals):
+    """DANLU_CHECK=1: the kernel's result must match the infer rule (keeps graphs equal to eager)."""
+    raws = raw if op.multi_out else (raw,)
+    avs = avals if op.multi_out else (avals,)
+    if len(raws) != len(avs):
+        raise AssertionError(f"{op.name}: kernel returned {len(raws)} outputs, infer said {len(avs)}")
+    for r, av in zip(raws, avs):
+        r = np.asarray(r)
+        if tuple(r.shape) != tuple(av.shape) or r.dtype != av.dtype.np:
+            raise AssertionError(f"{op.name}: kernel gave {r.dtype}{list(r.shape)}, infer rule says {av}")
+
+
+def _link_view(src, outs):
+    if not isinstance(src, Tensor):
+        return
+    for o in (outs if isinstance(outs, tuple) else (outs,)):
+        d = o._data
+        if type(d) is _ndarray and not np.may_share_memory(d, src._data):
+            continue
+        if src._vc is None:
+            src._vc = [0]
+        o._vc = src._vc
+        o._base = src._base if src._base is not None else src
+
+
+def _edge(t: Tensor):
+    node = t._node
+    if node is not None:
+        return (node, t._out)
+    acc = t._acc
+    if acc is None:
+        acc = t._acc = AccumulateGrad(t)
+    return (acc, 0)
+
+
+def _record(op, args, attrs, outs, raw):
+    edges = []
+    meta = []
+    for a in args:
+        if isinstance(a, Tensor):
+            meta.append((a._data.shape, _NP2DT[a._data.dtype]))
+            edges.append(_edge(a) if a._rg else None)
+        else:
+            meta.append(None)
+            edges.append(None)
+    node = Node(op, attrs, tuple(edges), tuple(meta))
+    if op.save_in:
+        saved = [None] * len(args)
+        versions = [0] * len(args)
+        for i in op.save_in:
+            if i < len(args):
+                a = args[i]
+                saved[i] = a
+                if isinstance(a, Tensor) and a._vc is not None:
+                    versions[i] = a._vc[0]
+        node.saved = tuple(saved)
+        node.versions = tuple(versions)
+    if op.save_out:
+        node.out_data = raw
+    if op.multi_out:
+        node.out_meta = tuple((o._data.shape, _NP2DT[o._data.dtype]) for o in outs)
+        for i, o in enumerate(outs):
+            if o._data.dtype.kind == "f":
+                o._rg = True
+                o._node = node
+                o._out = i
+    else:
+        if outs._data.dtype.kind == "f":
+            outs._rg = True
+            outs._node = node
+    if state.anomaly:
+        from .errors import user_frame
+
+        node.loc = user_frame()
+    return node
+
+
+# -- in-place ---------------------------------------------------------------------------------------
+
+def apply_inplace(op: Op, target: Tensor, *args, **attrs):
+    """Compute ``op(target, *args)`` and write it into ``target``, as PyTorch's ``x.op_(...)``."""
+    recording = state.grad_enabled and (target._rg or any(isinstance(a, Tensor) and a._rg for a in args))
+    if recording:
+        if target._rg and target._node is None:
+            raise RuntimeError(
+                f"{op.name}_: a leaf tensor that requires grad ({describe(target)}) is being used in an "
+                "in-place operation; wrap the update in `with danlu.no_grad():` or operate on a clone()")
+        if target._base is not None:
+            raise RuntimeError(
+                f"{op.name}_: in-place modification of a view ({describe(target)}) while autograd is "
+                "recording is not supported by danlu (its gradient would need view replay); use the "
+                "out-of-place op, or clone() the view first")
+        old = _wrap(target._data.copy() if 0 in op.save_in else target._data)
+        old._rg, old._node, old._out, old._acc = target._rg, target._node, target._out, target._acc
+        res = apply(op, old, *args, **attrs)
+        _write(op, target, res)
+        # The node keeps its own output array, so later writes to target cannot corrupt it.
+        target._node, target._out, target._rg = res._node, 0, res._rg
+        return target
+    with _no_grad():
+        res = apply(op, target, *args, **attrs)
+    _write(op, target, res)
+    return target
+
+
+def _write(op, target, res):
+    tdt = _NP2DT[target._data.dtype] if type(target._data) is _ndarray else target.dtype
+    rdt = _NP2DT[res._data.dtype] if type(res._data) is _ndarray else res.dtype
+    if not _dt.can_cast(rdt, tdt):
+        raise DTypeError(f"{op.name}_: result type {rdt.name} can't be cast to the desired output type "
+                         f"{tdt.name} of the in-place target; use the out-of-place {op.name}() or convert "
+                         "the target with .to(...) first")
+    if tuple(res.shape) != tuple(target.shape):
+        raise RuntimeError(f"{op.name}_: output with shape {list(target.shape)} doesn't match the broadcast "
+                           f"shape {list(res.shape)}; in-place ops cannot grow their target, use the "
+                           "out-of-place op")
+    interp = state.interp if _active_interps[0] else None
+    if interp is None:
+        np.copyto(target._data, res._data, casting="unsafe")
+    else:
+        interp.write_inplace(target, res)
+    if target._vc is None:
+        target._vc = [1]
+    else:
+        target._vc[0] += 1
+
+
+class _no_grad:
+    __slots__ = ("prev",)
+
+    def __enter__(self):
+        self.prev = state.grad_enabled
+        state.grad_enabled = False
+
+    def __exit__(self, *exc):
+        state.grad_enabled = self.prev
+
+
+def bump_version(t: Tensor) -> None:
+    if t._vc is None:
+        t._vc = [1]
+    else:
+        t._vc[0] += 1
+
+
+# -- dtype conversion: the one primitive that dispatch itself inserts ----------------------------
+
+def _convert_infer(x, *, dtype):
+    return AVal(x.shape, dtype)
+
+
+def _convert_impl(x, *, dtype):
+    return x.astype(dtype.np)
+
+
+def _convert_vjp(ctx, g):
+    src = ctx.in_meta[0][1]
+    if not src.is_floating_point:
+        return (None,)
+    return (apply(CONVERT, g, dtype=src),)
+
+
+from .registry import register  # noqa: E402
+
+CONVERT = register("convert", infer=_convert_infer, impl=_convert_impl, vjp=_convert_vjp,
+                   elementwise=True, family="elementwise")
