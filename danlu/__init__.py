@@ -26,6 +26,10 @@ from .ops.reduce import *  # noqa: F401,F403
 from .ops.shape import *  # noqa: F401,F403
 from .ops.index import *  # noqa: F401,F403
 from .ops.random import *  # noqa: F401,F403
+from .ops.linalg import *  # noqa: F401,F403
+from .ops.conv import *  # noqa: F401,F403
+from .ops.nn import *  # noqa: F401,F403
+from . import linalg, nn  # noqa: F401
 
 from . import autograd  # noqa: F401
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled  # noqa: F401

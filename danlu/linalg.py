@@ -1,0 +1,3 @@
+"""Linear algebra, as ``torch.linalg`` (being written)."""
+
+__all__ = []

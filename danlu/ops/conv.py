@@ -1,0 +1,3 @@
+"""conv primitives (being written)."""
+
+__all__ = []

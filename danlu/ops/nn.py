@@ -1,0 +1,3 @@
+"""nn primitives (being written)."""
+
+__all__ = []
