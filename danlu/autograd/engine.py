@@ -82,44 +82,43 @@ def _run(roots, *, retain_graph: bool, create_graph: bool, capture=None, accumul
     used; ``only``: a set of AccumulateGrad nodes that may accumulate (backward(inputs=...)).
     """
     # 1. Which nodes are needed, and how many edges lead into each (explicit stack, no recursion).
-    targets = None
+    targets = needed = None
     if capture is not None or only is not None:
         targets = {k[0] for k in (capture or {})} | set(only or ())
         needed = _needed(roots, targets)
     deps: dict = {}
-    seen = set()
     stack = [r[0][0] for r in roots]
-    for n in stack:
-        seen.add(n)
+    visited = set(stack)
     while stack:
-        n = stack.pop()
-        for e in n.edges:
+        for e in stack.pop().edges:
             if e is None:
                 continue
             nxt = e[0]
-            if targets is not None and nxt not in needed:
+            if needed is not None and nxt not in needed:
                 continue
-            deps[nxt] = deps.get(nxt, 0) + 1
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
+            if nxt in deps:
+                deps[nxt] += 1
+            else:
+                deps[nxt] = 1
+                if nxt not in visited:
+                    visited.add(nxt)
+                    stack.append(nxt)
 
+    # 2. Walk the ready nodes; a node is ready when every edge into it has delivered.
     buffers: dict = {}
     owned = set()  # arrays already handed to a .grad or a hook: never stolen twice
     for (node, idx), g, given in roots:
         _add_to(buffers, node, idx, g)
         if given:
             owned.add(id(g._data))
-    ready = [n for n in {r[0][0]: None for r in roots} if deps.get(n, 0) == 0]
+    ready = [n for n in {r[0][0]: None for r in roots} if n not in deps]
     results = {}
     grad_mode_prev = state.grad_enabled
     state.grad_enabled = create_graph
     try:
         while ready:
             node = ready.pop()
-            grads = buffers.pop(node, None)
-            if grads is None:
-                grads = [None]
+            grads = buffers.pop(node, None) or [None]
             if node.pre_hooks:
                 _run_hooks(node, grads, owned)
             if capture is not None:
@@ -127,36 +126,45 @@ def _run(roots, *, retain_graph: bool, create_graph: bool, capture=None, accumul
                     slot = capture.get((node, i))
                     if slot is not None and g is not None:
                         results[slot] = g
-            if type(node) is AccumulateGrad:
+            if node.__class__ is AccumulateGrad:
                 if accumulate and (only is None or node in only) and grads[0] is not None:
                     _accumulate(node.variable, grads[0], create_graph, owned)
                 continue
-            if targets is not None and not any(e is not None and e[0] in needed for e in node.edges):
-                continue
-            in_grads = _call_vjp(node, grads, retain_graph)
             edges = node.edges
+            if needed is not None and not any(e is not None and e[0] in needed for e in edges):
+                continue
+            in_grads = _call_vjp(node, grads)
+            n_in = len(in_grads)
             meta = node.in_meta
-            for i, e in enumerate(edges):
+            i = -1
+            for e in edges:
+                i += 1
                 if e is None:
                     continue
-                nxt, idx = e
-                if targets is not None and nxt not in needed:
+                nxt = e[0]
+                if needed is not None and nxt not in needed:
                     continue
-                gi = in_grads[i] if i < len(in_grads) else None
+                gi = in_grads[i] if i < n_in else None
                 if gi is not None:
                     m = meta[i]
-                    if m is not None and (tuple(gi.shape) != m[0] or gi.dtype is not m[1]):
+                    d = gi._data
+                    if d.shape != m[0] or d.dtype is not m[1].np:
                         gi = _reduce_to(gi, m[0], m[1])
-                    _add_to(buffers, nxt, idx, gi)
-                d = deps[nxt] - 1
-                deps[nxt] = d
-                if d == 0:
+                    buf = buffers.get(nxt)
+                    if buf is None:
+                        buf = buffers[nxt] = [None] * (len(nxt.out_meta) if nxt.out_meta is not None else 1)
+                    k = e[1]
+                    prev = buf[k]
+                    buf[k] = gi if prev is None else prev + gi
+                c = deps[nxt] - 1
+                deps[nxt] = c
+                if c == 0:
                     ready.append(nxt)
             if not retain_graph:
                 node.saved = None
                 node.out_data = None
                 node.released = True
-                node.edges = tuple(None for _ in edges)
+                node.edges = (None,) * len(edges)
     finally:
         state.grad_enabled = grad_mode_prev
     return results
@@ -207,17 +215,18 @@ def _run_hooks(node, grads, owned):
         owned.add(id(grads[idx]._data))
 
 
-def _call_vjp(node, grads, retain_graph):
+def _call_vjp(node, grads):
     op = node.op
     if node.released:
         raise RuntimeError(
             f"Trying to backward through the graph a second time (node {node.name()}), or to use saved "
             "values after they were freed. Pass retain_graph=True to the first backward() or "
             "autograd.grad() call if you need to backward through the graph again.")
-    if node.saved is not None and node.versions is not None:
+    versions = node.versions
+    if versions is not None:
         for i, t in enumerate(node.saved):
-            if isinstance(t, Tensor) and t._version != node.versions[i]:
-                raise _version_error(node, i, t, node.versions[i])
+            if isinstance(t, Tensor) and t._vc is not None and t._vc[0] != versions[i]:
+                raise _version_error(node, i, t, versions[i])
     if node.out_meta is not None:  # multi-output: missing cotangents are zeros
         if all(g is None for g in grads):
             return ()
@@ -261,10 +270,13 @@ def _check_anomaly(node, out):
 
 
 def _accumulate(var: Tensor, g: Tensor, create_graph: bool, owned: set):
+    interp = state.interp
+    if interp is not None and hasattr(interp, "note_grad"):
+        interp.note_grad(var)
     if var._grad is None:
         d = g._data
-        if create_graph or g._rg:
-            var._grad = g
+        if create_graph or g._rg or interp is not None:
+            var._grad = g if not g._rg or create_graph else g.detach()
         elif id(d) in owned or not _owns(d):
             var._grad = g.clone()
         else:

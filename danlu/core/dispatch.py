@@ -17,13 +17,13 @@ from . import dtypes as _dt
 from .errors import DTypeError, describe
 from .registry import AVal, Op
 from .tape import AccumulateGrad, Node
-from .tensor import Tensor, _wrap, _from_np
+from .tensor import Tensor, _from_np, _new, _wrap
 
 __all__ = ["apply", "apply_inplace", "grad_enabled", "state", "push_interpreter", "pop_interpreter"]
 
 _ndarray = np.ndarray
 _asarray = np.asarray
-_SCALARS = (int, float, bool)
+_SCALARS = (int, float, bool)  # Python scalars: weakly typed inputs (a tuple: also used in isinstance)
 _NP2DT = _dt._FROM_NP
 
 
@@ -57,7 +57,7 @@ def pop_interpreter(prev):
 
 # -- signatures, promotion and shape checks (once per signature) ----------------------------------
 
-def _sig(args, attrs):
+def _sig(args):
     key = []
     for a in args:
         if isinstance(a, Tensor):
@@ -65,9 +65,7 @@ def _sig(args, attrs):
             key.append(d.shape)
             key.append(d.dtype)
         else:
-            key.append(type(a))
-    if attrs:
-        key.append(tuple(attrs.items()))
+            key.append(a.__class__)
     return tuple(key)
 
 
@@ -118,12 +116,17 @@ def _bad_input(op, a):
 def _normalize_args(op, args):
     out = []
     for a in args:
-        if isinstance(a, (Tensor, *_SCALARS)):
+        if isinstance(a, Tensor) or a.__class__ in _SCALARS:
             out.append(a)
         elif isinstance(a, (np.ndarray, np.generic)):
             out.append(_from_np(np.asarray(a)))
+        elif isinstance(a, (int, float)):  # int/float subclasses (e.g. IntEnum) count as numbers
+            out.append(bool(a) if isinstance(a, bool) else (int(a) if isinstance(a, int) else float(a)))
         else:
             _bad_input(op, a)
+    if args and not any(isinstance(a, Tensor) for a in out):
+        raise TypeError(f"{op.name}: expected at least one Tensor input, got "
+                        f"({', '.join(type(a).__name__ for a in args)}); wrap numbers with danlu.tensor(...)")
     return out
 
 
@@ -137,46 +140,81 @@ def apply(op: Op, *args, **attrs):
     >>> apply(get_op("add"), dl.tensor([1.0, 2.0]), 1)
     tensor([2., 3.])
     """
+    # 1. The input signature (shapes, dtypes, scalar types, attrs) selects a cached check result.
+    n = len(args)
     try:
-        key = _sig(args, attrs)
+        if n == 2:
+            a, b = args
+            if b.__class__ in _SCALARS:
+                da = a._data
+                key = (da.shape, da.dtype, b.__class__)
+            elif a.__class__ in _SCALARS:
+                db = b._data
+                key = (a.__class__, db.shape, db.dtype)
+            else:
+                da = a._data
+                db = b._data
+                key = (da.shape, da.dtype, db.shape, db.dtype)
+        elif n == 1:
+            da = args[0]._data
+            key = (da.shape, da.dtype)
+        else:
+            key = _sig(args)
+        if attrs:
+            key = (key, *attrs.items())
         entry = op.cache.get(key)
-    except TypeError:
+    except (AttributeError, TypeError):
         args = _normalize_args(op, args)
-        key = _sig(args, attrs)
-        entry = None
+        key = _sig(args)
+        if attrs:
+            key = (key, *attrs.items())
+        try:
+            entry = op.cache.get(key)
+        except TypeError:
+            key, entry = None, None
     if entry is None:
-        for a in args:
-            if not isinstance(a, (Tensor, *_SCALARS)):
-                args = _normalize_args(op, args)
-                key = _sig(args, attrs)
-                break
-        entry = op.cache.get(key) if key is not None else None
-        if entry is None:
-            entry = _prepare(op, args, attrs, key)
+        entry = _prepare(op, args, attrs, key)
     if entry[0] is not None:
         args = _cast_args(args, entry[0])
 
+    # 2. The interpreter: eager runs the kernel; others (tracing, ...) take the call.
     interp = state.interp if _active_interps[0] else None
     if interp is None:
-        raw = op.kernel(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs)
+        if n == 2:
+            a, b = args
+            raw = op.kernel(a if a.__class__ in _SCALARS else a._data, b if b.__class__ in _SCALARS else b._data,
+                            **attrs)
+        elif n == 1:
+            raw = op.kernel(args[0]._data, **attrs)
+        else:
+            raw = op.kernel(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs)
         if CHECK:
             _check_kernel(op, raw, entry[1])
     else:
         raw = interp.run(op, args, attrs, entry[1])
 
+    # 3. Wrap the results.
     if op.multi_out:
         outs = tuple(_wrap(r if type(r) is _ndarray or not _concrete(r, interp) else _asarray(r)) for r in raw)
     else:
-        if type(raw) is not _ndarray and _concrete(raw, interp):
+        if raw.__class__ is not _ndarray and _concrete(raw, interp):
             raw = _asarray(raw)
-        outs = _wrap(raw)
-
+        outs = _new(Tensor)
+        outs._data = raw
+        outs._rg = False
+        outs._node = None
+        outs._out = 0
+        outs._grad = None
+        outs._vc = None
+        outs._base = None
+        outs._acc = None
+        outs._extra = None
     if op.view:
         _link_view(args[0], outs)
 
-    # Record a tape node when grad mode is on and a (floating) input requires grad.
+    # 4. Record a tape node when grad mode is on and an input requires grad.
     for a in args:
-        if isinstance(a, Tensor) and a._rg:
+        if a.__class__ not in _SCALARS and a._rg:
             if state.grad_enabled and op.differentiable:
                 _record(op, args, attrs, outs, raw)
             break
@@ -196,16 +234,18 @@ def _check_kernel(op, raw, avals):
         raise AssertionError(f"{op.name}: kernel returned {len(raws)} outputs, infer said {len(avs)}")
     for r, av in zip(raws, avs):
         r = np.asarray(r)
-        if tuple(r.shape) != tuple(av.shape) or r.dtype != av.dtype.np:
+        shape_ok = len(r.shape) == len(av.shape) and all(e is None or e == g for g, e in zip(r.shape, av.shape))
+        if not shape_ok or r.dtype != av.dtype.np:
             raise AssertionError(f"{op.name}: kernel gave {r.dtype}{list(r.shape)}, infer rule says {av}")
 
 
 def _link_view(src, outs):
     if not isinstance(src, Tensor):
         return
+    sd = src._data
     for o in (outs if isinstance(outs, tuple) else (outs,)):
         d = o._data
-        if type(d) is _ndarray and not np.may_share_memory(d, src._data):
+        if type(d) is _ndarray and (type(sd) is not _ndarray or not np.may_share_memory(d, sd)):
             continue
         if src._vc is None:
             src._vc = [0]
@@ -227,22 +267,34 @@ def _record(op, args, attrs, outs, raw):
     edges = []
     meta = []
     for a in args:
-        if isinstance(a, Tensor):
-            meta.append((a._data.shape, _NP2DT[a._data.dtype]))
-            edges.append(_edge(a) if a._rg else None)
-        else:
+        if a.__class__ in _SCALARS:
             meta.append(None)
+            edges.append(None)
+            continue
+        d = a._data
+        meta.append((d.shape, _NP2DT[d.dtype]))
+        if a._rg:
+            node = a._node
+            if node is not None:
+                edges.append((node, a._out))
+            else:
+                acc = a._acc
+                if acc is None:
+                    acc = a._acc = AccumulateGrad(a)
+                edges.append((acc, 0))
+        else:
             edges.append(None)
     node = Node(op, attrs, tuple(edges), tuple(meta))
     if op.save_in:
-        saved = [None] * len(args)
-        versions = [0] * len(args)
+        n = len(args)
+        saved = [None] * n
+        versions = [0] * n
         for i in op.save_in:
-            if i < len(args):
-                a = args[i]
-                saved[i] = a
-                if isinstance(a, Tensor) and a._vc is not None:
-                    versions[i] = a._vc[0]
+            if i >= n:
+                break
+            a = saved[i] = args[i]
+            if a.__class__ not in _SCALARS and a._vc is not None:
+                versions[i] = a._vc[0]
         node.saved = tuple(saved)
         node.versions = tuple(versions)
     if op.save_out:
@@ -254,10 +306,9 @@ def _record(op, args, attrs, outs, raw):
                 o._rg = True
                 o._node = node
                 o._out = i
-    else:
-        if outs._data.dtype.kind == "f":
-            outs._rg = True
-            outs._node = node
+    elif outs._data.dtype.kind == "f":
+        outs._rg = True
+        outs._node = node
     if state.anomaly:
         from .errors import user_frame
 
@@ -280,7 +331,8 @@ def apply_inplace(op: Op, target: Tensor, *args, **attrs):
                 f"{op.name}_: in-place modification of a view ({describe(target)}) while autograd is "
                 "recording is not supported by danlu (its gradient would need view replay); use the "
                 "out-of-place op, or clone() the view first")
-        old = _wrap(target._data.copy() if 0 in op.save_in else target._data)
+        d = target._data
+        old = _wrap(d.copy() if 0 in op.save_in and type(d) is _ndarray else d)
         old._rg, old._node, old._out, old._acc = target._rg, target._node, target._out, target._acc
         res = apply(op, old, *args, **attrs)
         _write(op, target, res)

@@ -374,14 +374,26 @@ class Tensor:
         return t
 
     def __reduce_ex__(self, protocol):
-        raise TypeError("danlu tensors are not pickled (loading pickles can run code); use "
-                        "danlu.save / danlu.load, which write safetensors")
+        # For inter-process transfer (DataLoader workers, multiprocessing) only: files are written with
+        # danlu.save, which uses safetensors, never pickle.
+        if self._node is not None:
+            raise RuntimeError("pickling a non-leaf tensor is not supported: detach() it first")
+        if type(self._data) is not _ndarray:
+            _concrete_needed(self, "pickling")
+        return (_rebuild, (type(self), self._data, self._rg))
 
     def cpu(self) -> "Tensor":
         return self
 
     def cuda(self, *args, **kwargs):
         raise RuntimeError("cuda(): danlu has no GPU backend on this build; tensors live on the CPU")
+
+
+def _rebuild(cls, data, requires_grad):
+    t = cls.__new__(cls)
+    _init(t, data)
+    t._rg = requires_grad
+    return t
 
 
 def _init(t: Tensor, data) -> None:

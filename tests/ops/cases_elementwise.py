@@ -127,3 +127,24 @@ CASES = [
            dtypes=("float32",)),
     OpCase("gelu_exact", lambda a: dl.nn.functional.gelu(a), TF.gelu, [[Arg(s)] for s in UNARY_SHAPES], tags=("nn",)),
 ]
+
+# The activation-backward primitives, reached directly through double backward of the activations.
+def _second(fn):
+    def run(lib, x, v):
+        with lib.enable_grad():  # numerical gradient checks call this under no_grad
+            if not x.requires_grad:  # forward-only checks pass plain inputs
+                x = x.detach().requires_grad_(True)
+            y = fn(lib)(x)
+            (g,) = lib.autograd.grad(y, x, v, create_graph=True)
+        return g
+    return run
+
+
+CASES += [
+    OpCase("tanh_double_backward", lambda x, v: _second(lambda m: m.tanh)(dl, x, v),
+           lambda x, v: _second(lambda m: m.tanh)(torch, x, v), [[Arg((3, 4)), Arg((3, 4))]]),
+    OpCase("sigmoid_double_backward", lambda x, v: _second(lambda m: m.sigmoid)(dl, x, v),
+           lambda x, v: _second(lambda m: m.sigmoid)(torch, x, v), [[Arg((3, 4)), Arg((3, 4))]]),
+    OpCase("relu_double_backward", lambda x, v: _second(lambda m: m.relu)(dl, x, v),
+           lambda x, v: _second(lambda m: m.relu)(torch, x, v), [[Arg((3, 4), "nonzero"), Arg((3, 4))]]),
+]

@@ -1,0 +1,4 @@
+"""Graph mode: trace, optimize, generate code, differentiate, export."""
+
+from .compile import CompiledFunction, compile  # noqa: F401
+from .ir import Graph, GraphError, Node, Value  # noqa: F401

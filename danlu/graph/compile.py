@@ -1,0 +1,342 @@
+"""``danlu.compile``: trace a function (or Module) once per input signature, optimize the graph,
+generate code, and run the generated code on later calls with that signature."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import numpy as np
+
+from ..core import dispatch
+from ..core import dtypes as _dt
+from ..core.errors import GraphBreakError, reraise_filtered
+from ..core.tensor import Tensor, _wrap
+from .codegen import CompiledGraph
+from .ir import Graph, Value
+from .tracer import Tracer, tracing
+
+__all__ = ["compile", "CompiledFunction"]
+
+log = logging.getLogger("danlu.compile")
+if "recompiles" in os.environ.get("DANLU_LOG", ""):
+    logging.basicConfig()
+    log.setLevel(logging.INFO)
+
+
+# -- pytrees: nested tuples/lists/dicts of tensors and plain values -------------------------------
+
+def flatten(obj):
+    """(leaves, spec): leaves in order, spec a hashable description of the structure."""
+    leaves = []
+
+    def go(o):
+        if isinstance(o, Tensor):
+            leaves.append(o)
+            return ("T",)
+        if isinstance(o, (list, tuple)) and not hasattr(o, "_fields"):
+            return ("L" if isinstance(o, list) else "U", tuple(go(x) for x in o))
+        if hasattr(o, "_fields") and isinstance(o, tuple):
+            return ("N", type(o), tuple(go(x) for x in o))
+        if isinstance(o, dict):
+            keys = tuple(o.keys())
+            return ("D", type(o), keys, tuple(go(o[k]) for k in keys))
+        leaves.append(o)
+        return ("V",)
+
+    return leaves, go(obj)
+
+
+def unflatten(spec, leaves):
+    it = iter(leaves)
+
+    def go(s):
+        tag = s[0]
+        if tag in ("T", "V"):
+            return next(it)
+        if tag == "L":
+            return [go(x) for x in s[1]]
+        if tag == "U":
+            return tuple(go(x) for x in s[1])
+        if tag == "N":
+            return s[1](*[go(x) for x in s[2]])
+        if tag == "D":
+            return s[1]((k, go(x)) for k, x in zip(s[2], s[3]))
+        raise AssertionError(tag)
+
+    return go(spec)
+
+
+def _leaf_key(x):
+    if isinstance(x, Tensor):
+        return ("T", tuple(x._data.shape), x._data.dtype.str, x._rg)
+    try:
+        hash(x)
+        return ("V", type(x), x)
+    except TypeError:
+        return ("O", id(x))
+
+
+class _Entry:
+    """One compiled graph for one signature, with the plans to feed it and to use its results."""
+
+    def __init__(self):
+        self.compiled: CompiledGraph | None = None
+        self.graph: Graph | None = None
+        self.inputs: list = []        # ("arg", leaf index) or ("cap", tensor)
+        self.n_user = 0
+        self.out_spec = None
+        self.out_leaf_kind: list = []  # per user-output leaf: ("T", out index) or ("V", value)
+        self.writes: list = []        # (kind, ref, out index): write back into a tensor's array
+        self.grads: list = []         # (kind, ref, out index): set .grad
+        self.guards: list = []        # (tensor, shape, dtype str, grad is None)
+        self.diff_in: list = []       # inputs the compiled function differentiates: ("arg"|"cap", ref)
+        self.diff_out_index: list = []
+        self.n_residual = 0
+        self.backward = None
+        self.backward_graph = None
+
+    def guards_ok(self):
+        for t, shape, dt, grad_none in self.guards:
+            d = t._data
+            if d.shape != shape or d.dtype.str != dt or (t._grad is None) != grad_none:
+                return f"captured tensor {tuple(d.shape)} {d.dtype} changed (was {shape} {dt}, grad None={grad_none})"
+        return None
+
+    def run(self, leaves):
+        arrays = [leaves[ref]._data if kind == "arg" else ref._data for kind, ref in self.inputs]
+        res = self.compiled(*arrays)
+        for kind, ref, k in self.writes:
+            t = leaves[ref] if kind == "arg" else ref
+            np.copyto(t._data, res[k], casting="unsafe")
+            dispatch.bump_version(t)
+        for kind, ref, k in self.grads:
+            t = leaves[ref] if kind == "arg" else ref
+            t._grad = _wrap(res[k])
+        outs = [_wrap(res[v]) if kind == "T" else v for kind, v in self.out_leaf_kind]
+        if self.backward is not None and dispatch.state.grad_enabled:
+            from .autodiff import attach_backward
+
+            attach_backward(self, leaves, outs, res)
+        return unflatten(self.out_spec, outs)
+
+
+class CompiledFunction:
+    """The callable ``danlu.compile`` returns."""
+
+    def __init__(self, fn, *, fallback: str = "error", check: bool = False, name: str | None = None,
+                 optimize: bool = True):
+        if fallback not in ("error", "eager"):
+            raise ValueError(f"compile: fallback must be 'error' or 'eager', got {fallback!r}")
+        self.fn = fn
+        self.fallback = fallback
+        self.check = check
+        self.optimize = optimize
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.cache: dict = {}
+        self.eager_signatures: dict = {}
+        self.compiles = 0
+        functools.update_wrapper(self, fn, updated=()) if callable(fn) and hasattr(fn, "__name__") else None
+
+    def _modules(self):
+        from ..nn.modules.module import Module
+
+        fn = self.fn
+        if isinstance(fn, Module):
+            return [fn]
+        owner = getattr(fn, "__self__", None)
+        return [owner] if isinstance(owner, Module) else []
+
+    def _signature(self, leaves, spec):
+        mods = tuple(tuple(m.training for m in mod.modules()) for mod in self._modules())
+        return (spec, tuple(_leaf_key(x) for x in leaves), dispatch.state.grad_enabled, mods,
+                _dt.get_default_dtype().name)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            leaves, spec = flatten((args, kwargs))
+            sig = self._signature(leaves, spec)
+            if sig in self.eager_signatures:
+                return self.fn(*args, **kwargs)
+            entry = self.cache.get(sig)
+            reason = None
+            if entry is not None:
+                reason = entry.guards_ok()
+            if entry is None or reason is not None:
+                log.info("compile %s: %s", self.name, reason or self._why_new(sig))
+                entry = self._compile(sig, leaves, spec, args, kwargs)
+                if entry is None:
+                    return self.fn(*args, **kwargs)
+            if self.check:
+                from .check import check_against_eager
+
+                check_against_eager(self, entry, args, kwargs)
+            return entry.run(leaves)
+        except Exception as e:
+            reraise_filtered(e)
+            raise
+
+    def _why_new(self, sig):
+        if not self.cache:
+            return "first call"
+        prev = next(reversed(self.cache))
+        return f"new input signature {_diff(prev, sig)}"
+
+    def _compile(self, sig, leaves, spec, args, kwargs):
+        try:
+            entry = trace_entry(self.fn, leaves, spec, self.name, optimize=self.optimize)
+        except GraphBreakError as e:
+            if self.fallback == "eager":
+                log.info("compile %s: running eagerly for this signature: %s", self.name, str(e).splitlines()[0])
+                self.eager_signatures[sig] = str(e)
+                return None
+            raise
+        self.cache[sig] = entry
+        self.compiles += 1
+        return entry
+
+    def graph_for(self, *args, **kwargs) -> Graph:
+        """The optimized graph this function runs for these arguments (compiling it if needed)."""
+        leaves, spec = flatten((args, kwargs))
+        sig = self._signature(leaves, spec)
+        entry = self.cache.get(sig) or self._compile(sig, leaves, spec, args, kwargs)
+        return entry.graph
+
+    def source_for(self, *args, **kwargs) -> str:
+        self.graph_for(*args, **kwargs)
+        leaves, spec = flatten((args, kwargs))
+        return self.cache[self._signature(leaves, spec)].compiled.source
+
+
+def _diff(a, b) -> str:
+    """A short description of how two signatures differ (for the recompile log)."""
+    if a[0] != b[0]:
+        return "(argument structure changed)"
+    for i, (x, y) in enumerate(zip(a[1], b[1])):
+        if x != y:
+            return f"(argument {i}: {x[1:]} was {y[1:]})" if x[0] == y[0] == "T" else f"(argument {i} changed)"
+    if a[2] != b[2]:
+        return "(grad mode changed)"
+    if a[3] != b[3]:
+        return "(module training mode changed)"
+    return "(default dtype changed)"
+
+
+def trace_entry(fn, leaves, spec, name, optimize=True) -> _Entry:
+    """Trace ``fn`` on the given arguments into an optimized, compiled :class:`_Entry`."""
+    from .passes import run_pipeline
+
+    graph = Graph(name)
+    tracer = Tracer(graph)
+    entry = _Entry()
+    arg_ids = {}
+    try:
+        with tracing(tracer):
+            for i, x in enumerate(leaves):
+                if isinstance(x, Tensor) and id(x) not in arg_ids:
+                    tracer.bind(x, f"arg{i}")
+                    arg_ids[id(x)] = i
+            for m in _param_owners(fn):
+                for pname, p in list(m.named_parameters()) + list(m.named_buffers()):
+                    tracer.bind(p, pname)
+            args, kwargs = unflatten(spec, leaves)
+            out = fn(*args, **kwargs)
+            out_leaves, out_spec = flatten(out)
+            outputs = []
+            for o in out_leaves:
+                if isinstance(o, Tensor):
+                    entry.out_leaf_kind.append(("T", len(outputs)))
+                    outputs.append(tracer.value_of(o))
+                else:
+                    entry.out_leaf_kind.append(("V", o))
+            entry.n_user = len(outputs)
+            entry.out_spec = out_spec
+            diff = _differentiable_outputs(out_leaves, tracer)
+            for t, _v0, v in tracer.mutations():
+                entry.writes.append((*_ref(t, arg_ids), len(outputs)))
+                outputs.append(v)
+            for t, v in tracer.grad_outputs():
+                entry.grads.append((*_ref(t, arg_ids), len(outputs)))
+                outputs.append(v)
+            graph.outputs = outputs
+            if diff is not None:
+                diff_out, diff_in = diff
+                cots = [tracer_input(tracer, o, f"grad_out{i}") for i, o in enumerate(diff_out)]
+                from ..autograd.engine import grad as _grad
+
+                grads = _grad(diff_out, diff_in, cots, allow_unused=True)
+                entry.diff_in = [_ref(t, arg_ids) for t in diff_in]
+                entry.grad_values = [None if g is None else tracer.value_of(g) for g in grads]
+                entry.cot_values = [c._data for c in cots]
+                entry.diff_out_index = [outputs.index(tracer.value_of(o)) for o in diff_out]
+    finally:
+        tracer.restore()
+    for k in tracer.order:
+        t, v, data = tracer.bound[k][:3]
+        if id(t) in arg_ids:
+            entry.inputs.append(("arg", arg_ids[id(t)]))
+        else:
+            entry.inputs.append(("cap", t))
+            entry.guards.append((t, tuple(data.shape), data.dtype.str, t._grad is None))
+    graph.lint()
+    if entry.diff_in:
+        from .autodiff import split_forward_backward
+
+        graph, bwd = split_forward_backward(graph, entry)
+        if optimize:
+            bwd = run_pipeline(bwd)
+        entry.backward_graph = bwd
+        entry.backward = CompiledGraph(bwd, "backward")
+    if optimize:
+        graph = run_pipeline(graph)
+    entry.graph = graph
+    entry.compiled = CompiledGraph(graph)
+    return entry
+
+
+def _differentiable_outputs(out_leaves, tracer):
+    """(outputs that need a backward, bound tensors that require grad), or None."""
+    if not dispatch.state.grad_enabled or tracer.backward_ran:
+        return None
+    outs = [o for o in out_leaves if isinstance(o, Tensor) and o._rg and o._node is not None]
+    if not outs:
+        return None
+    ins = [tracer.bound[k][0] for k in tracer.order if tracer.bound[k][0]._rg]
+    return (outs, ins) if ins else None
+
+
+def tracer_input(tracer, like: Tensor, name: str) -> Tensor:
+    v = tracer.graph.add_input(like._data.shape, like._data.dtype, name)
+    return _wrap(v)
+
+
+def _ref(t, arg_ids):
+    return ("arg", arg_ids[id(t)]) if id(t) in arg_ids else ("cap", t)
+
+
+def _param_owners(fn):
+    from ..nn.modules.module import Module
+
+    if isinstance(fn, Module):
+        return [fn]
+    owner = getattr(fn, "__self__", None)
+    return [owner] if isinstance(owner, Module) else []
+
+
+def compile(fn=None, *, fallback: str = "error", check: bool = False, name: str | None = None,  # noqa: A001
+            optimize: bool = True):
+    """Compile a function or Module into an optimized graph, traced once per input signature.
+
+    Usable as ``dl.compile(fn)`` or as a decorator (with or without arguments).
+
+    >>> import danlu as dl
+    >>> @dl.compile
+    ... def f(x):
+    ...     return (x * 2 + 1).sum()
+    >>> f(dl.ones(3))
+    tensor(9.)
+    """
+    if fn is None:
+        return lambda f: CompiledFunction(f, fallback=fallback, check=check, name=name, optimize=optimize)
+    return CompiledFunction(fn, fallback=fallback, check=check, name=name, optimize=optimize)

@@ -1,0 +1,128 @@
+"""Tracing: run a Python function with tensors whose data are graph Values, through the one dispatch
+seam, recording every primitive call as a graph node instead of running it.
+
+Tensors the function reads that are not its arguments (module parameters, optimizer state, closures)
+are *captured*: they become graph inputs read live at every call, never baked constants. A captured or
+argument tensor that the function modifies in place (an optimizer step, a running-statistics update)
+gets its new value as a graph output that is written back after each call; a ``.grad`` that the
+function sets becomes an output assigned after each call.
+"""
+
+from __future__ import annotations
+
+from ..core import dispatch
+from ..core.errors import GraphBreakError, user_frame
+from ..core.tensor import Tensor, _wrap
+from .ir import Graph, GraphError, Value
+
+__all__ = ["Tracer", "tracing"]
+
+
+class Tracer:
+    """The tracing interpreter: ``run`` emits a node and returns its output Value(s)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.bound: dict[int, tuple] = {}     # id(tensor) -> (tensor, initial Value, original data, grad)
+        self.order: list[int] = []
+        self.backward_ran = False
+
+    # -- binding tensors to graph inputs ------------------------------------------------------
+    def bind(self, t: Tensor, name: str) -> Value:
+        """Make ``t`` a graph input: its data becomes an input Value for the duration of the trace."""
+        if id(t) in self.bound:
+            return t._data
+        d = t._data
+        if isinstance(d, Value):
+            if d.graph_id != id(self.graph):
+                raise GraphError(f"{name}: a tensor from another trace was passed in")
+            return d
+        v = self.graph.add_input(d.shape, d.dtype, name)
+        # Inside the trace a bound tensor is a leaf: its eager history (grad_fn, accumulator and hooks)
+        # stays outside the graph and is reconnected by the compiled function's own tape node.
+        self.bound[id(t)] = (t, v, d, t._grad, t._node, t._out, t._acc)
+        self.order.append(id(t))
+        t._data, t._node, t._out, t._acc = v, None, 0, None
+        return v
+
+    def value_of(self, t: Tensor) -> Value:
+        d = t._data
+        if isinstance(d, Value):
+            if d.graph_id != id(self.graph):
+                raise GraphError(f"a value from another graph ({d!r}) was used while tracing; tensors created "
+                                 "while compiling one function cannot be used in another")
+            return d
+        return self.bind(t, f"cap{len(self.bound)}")
+
+    def restore(self) -> None:
+        """Give every bound tensor its original data (and .grad) back."""
+        for t, _v, data, grad, node, out, acc in self.bound.values():
+            t._data, t._grad, t._node, t._out, t._acc = data, grad, node, out, acc
+
+    # -- the interpreter protocol ---------------------------------------------------------------
+    def run(self, op, args, attrs, avals):
+        ins = [self.value_of(a) if isinstance(a, Tensor) else a for a in args]
+        outs = avals if op.multi_out else (avals,)
+        for av in outs:
+            if any(s is None for s in av.shape):
+                raise GraphBreakError(
+                    f"{op.name}: its output shape depends on the data ({av}), so it cannot be traced into a "
+                    "static graph. Compute it outside the compiled function, or compile with "
+                    "fallback='eager'.")
+        vals = self.graph.add_node(op, ins, attrs, outs, loc=user_frame())
+        return vals if op.multi_out else vals[0]
+
+    def write_inplace(self, target: Tensor, res: Tensor) -> None:
+        if target._base is not None:
+            raise GraphBreakError(
+                "in-place modification of a view is not supported when compiling (the base would not see "
+                "it); write the update out of place, e.g. x[0] = x[0] + 1 instead of x[0].add_(1)")
+        self.value_of(target)
+        target._data = res._data
+
+    def note_grad(self, var: Tensor) -> None:
+        """The engine set ``var.grad`` while tracing."""
+        self.backward_ran = True
+        if id(var) not in self.bound and not isinstance(var._data, Value):
+            self.value_of(var)
+
+    # -- results ----------------------------------------------------------------------------------
+    def mutations(self):
+        """(tensor, initial Value, final Value) for bound tensors whose data was rebound."""
+        out = []
+        for k in self.order:
+            t, v0 = self.bound[k][:2]
+            if t._data is not v0:
+                out.append((t, v0, t._data))
+        return out
+
+    def grad_outputs(self):
+        """(tensor, final grad Value) for bound tensors whose .grad is now a traced value."""
+        out = []
+        for k in self.order:
+            t, g0 = self.bound[k][0], self.bound[k][3]
+            g = t._grad
+            if g is not None and g is not g0 and isinstance(g._data, Value):
+                out.append((t, g._data))
+        return out
+
+
+class tracing:
+    """Context manager that makes ``tracer`` the current interpreter of this thread."""
+
+    def __init__(self, tracer: Tracer):
+        self.tracer = tracer
+
+    def __enter__(self):
+        self._prev = dispatch.push_interpreter(self.tracer)
+        return self.tracer
+
+    def __exit__(self, *exc):
+        dispatch.pop_interpreter(self._prev)
+        return False
+
+
+def traced_tensor(value: Value, requires_grad: bool = False) -> Tensor:
+    t = _wrap(value)
+    t._rg = requires_grad
+    return t
