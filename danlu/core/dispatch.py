@@ -85,12 +85,10 @@ def _prepare(op: Op, args, attrs, key):
             avals.append(a)
     out = op.infer(*avals, **attrs)
     entry = (casts, out)
-    try:
+    if key is not None:
+        if len(op.cache) > 4096:
+            op.cache.clear()
         op.cache[key] = entry
-    except TypeError:  # unhashable attrs: check every call
-        pass
-    if len(op.cache) > 4096:
-        op.cache.clear()
     return entry
 
 
@@ -120,8 +118,12 @@ def _normalize_args(op, args):
             out.append(a)
         elif isinstance(a, (np.ndarray, np.generic)):
             out.append(_from_np(np.asarray(a)))
-        elif isinstance(a, (int, float)):  # int/float subclasses (e.g. IntEnum) count as numbers
-            out.append(bool(a) if isinstance(a, bool) else (int(a) if isinstance(a, int) else float(a)))
+        elif isinstance(a, (int, float)):
+            # int/float subclasses count as numbers; symbolic sizes stay symbolic while an interpreter runs
+            if state.interp is not None and getattr(a, "expr", None) is not None:
+                out.append(a)
+            else:
+                out.append(bool(a) if isinstance(a, bool) else (int(a) if isinstance(a, int) else float(a)))
         else:
             _bad_input(op, a)
     if args and not any(isinstance(a, Tensor) for a in out):
@@ -141,8 +143,12 @@ def apply(op: Op, *args, **attrs):
     tensor([2., 3.])
     """
     # 1. The input signature (shapes, dtypes, scalar types, attrs) selects a cached check result.
+    #    Interpreters (tracing) see symbolic sizes: they check every call and never touch the cache.
     n = len(args)
+    interp = state.interp if _active_interps[0] else None
     try:
+        if interp is not None:
+            raise LookupError
         if n == 2:
             a, b = args
             if b.__class__ in _SCALARS:
@@ -163,22 +169,24 @@ def apply(op: Op, *args, **attrs):
         if attrs:
             key = (key, *attrs.items())
         entry = op.cache.get(key)
-    except (AttributeError, TypeError):
+    except (AttributeError, TypeError, LookupError):
         args = _normalize_args(op, args)
-        key = _sig(args)
-        if attrs:
-            key = (key, *attrs.items())
-        try:
-            entry = op.cache.get(key)
-        except TypeError:
-            key, entry = None, None
+        key = None
+        if interp is None:
+            key = _sig(args)
+            if attrs:
+                key = (key, *attrs.items())
+            try:
+                hash(key)
+            except TypeError:
+                key = None
+        entry = None
     if entry is None:
         entry = _prepare(op, args, attrs, key)
     if entry[0] is not None:
         args = _cast_args(args, entry[0])
 
     # 2. The interpreter: eager runs the kernel; others (tracing, ...) take the call.
-    interp = state.interp if _active_interps[0] else None
     if interp is None:
         if n == 2:
             a, b = args
@@ -267,7 +275,7 @@ def _record(op, args, attrs, outs, raw):
     edges = []
     meta = []
     for a in args:
-        if a.__class__ in _SCALARS:
+        if not isinstance(a, Tensor):
             meta.append(None)
             edges.append(None)
             continue
@@ -293,7 +301,7 @@ def _record(op, args, attrs, outs, raw):
             if i >= n:
                 break
             a = saved[i] = args[i]
-            if a.__class__ not in _SCALARS and a._vc is not None:
+            if isinstance(a, Tensor) and a._vc is not None:
                 versions[i] = a._vc[0]
         node.saved = tuple(saved)
         node.versions = tuple(versions)

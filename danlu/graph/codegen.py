@@ -70,6 +70,8 @@ def generate_source(graph: Graph, fn_name: str = "forward"):
                 last[i.id] = k
     keep = {o.id for o in graph.outputs if isinstance(o, Value)} | {v.id for v in graph.inputs} | set(graph.consts)
     lines = [f"def {fn_name}({', '.join(params)}):"]
+    for sym, (pos, dim) in graph.meta.get("symbols", {}).items():
+        lines.append(f"    {sym} = {params[pos]}.shape[{dim}]")
     line_node = {}
     for k, n in enumerate(graph.nodes):
         kname = _ident(f"k_{n.op.name}", used) if f"k_{n.op.name}" not in ns else f"k_{n.op.name}"

@@ -17,7 +17,7 @@ from .codegen import CompiledGraph
 from .ir import Graph, Value
 from .tracer import Tracer, tracing
 
-__all__ = ["compile", "CompiledFunction"]
+__all__ = ["compile", "CompiledFunction", "mark_dynamic"]
 
 log = logging.getLogger("danlu.compile")
 if "recompiles" in os.environ.get("DANLU_LOG", ""):
@@ -68,9 +68,10 @@ def unflatten(spec, leaves):
     return go(spec)
 
 
-def _leaf_key(x):
+def _leaf_key(x, dyn=()):
     if isinstance(x, Tensor):
-        return ("T", tuple(x._data.shape), x._data.dtype.str, x._rg)
+        shape = tuple(None if d in dyn else s for d, s in enumerate(x._data.shape))
+        return ("T", shape, x._data.dtype.str, x._rg)
     try:
         hash(x)
         return ("V", type(x), x)
@@ -96,8 +97,14 @@ class _Entry:
         self.n_residual = 0
         self.backward = None
         self.backward_graph = None
+        self.env = None
 
-    def guards_ok(self):
+    def guards_ok(self, leaves=None):
+        if self.env is not None and self.env.guards and leaves is not None:
+            sizes = {name: leaves[i]._data.shape[d] for name, (i, d) in self.env.symbols.items()}
+            why = self.env.check(sizes)
+            if why:
+                return why
         for t, shape, dt, grad_none in self.guards:
             d = t._data
             if d.shape != shape or d.dtype.str != dt or (t._grad is None) != grad_none:
@@ -126,13 +133,14 @@ class CompiledFunction:
     """The callable ``danlu.compile`` returns."""
 
     def __init__(self, fn, *, fallback: str = "error", check: bool = False, name: str | None = None,
-                 optimize: bool = True):
+                 optimize: bool = True, dynamic=None):
         if fallback not in ("error", "eager"):
             raise ValueError(f"compile: fallback must be 'error' or 'eager', got {fallback!r}")
         self.fn = fn
         self.fallback = fallback
         self.check = check
         self.optimize = optimize
+        self.dynamic = dynamic
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
         self.cache: dict = {}
         self.eager_signatures: dict = {}
@@ -148,10 +156,30 @@ class CompiledFunction:
         owner = getattr(fn, "__self__", None)
         return [owner] if isinstance(owner, Module) else []
 
+    def _dynamic_dims(self, leaves, spec):
+        """{leaf index: set of dynamic dims}, from ``dynamic=`` and ``danlu.mark_dynamic``."""
+        out = {}
+        top = _top_level_leaves(spec)
+        for i, x in enumerate(leaves):
+            if not isinstance(x, Tensor):
+                continue
+            dims = set((x._extra or {}).get("dynamic", ()))
+            if self.dynamic is True and x.ndim:
+                dims.add(0)
+            elif isinstance(self.dynamic, dict) and top.get(i) in self.dynamic:
+                d = self.dynamic[top[i]]
+                dims.update((d,) if isinstance(d, int) else d)
+            dims = {dd % x.ndim for dd in dims} if x.ndim else set()
+            if dims:
+                out[i] = dims
+        return out
+
     def _signature(self, leaves, spec):
         mods = tuple(tuple(m.training for m in mod.modules()) for mod in self._modules())
-        return (spec, tuple(_leaf_key(x) for x in leaves), dispatch.state.grad_enabled, mods,
-                _dt.get_default_dtype().name)
+        dyn = self._dynamic_dims(leaves, spec) if self.dynamic is not None or any(
+            isinstance(x, Tensor) and x._extra and "dynamic" in x._extra for x in leaves) else {}
+        return (spec, tuple(_leaf_key(x, dyn.get(i, ())) for i, x in enumerate(leaves)),
+                dispatch.state.grad_enabled, mods, _dt.get_default_dtype().name)
 
     def __call__(self, *args, **kwargs):
         try:
@@ -159,11 +187,14 @@ class CompiledFunction:
             sig = self._signature(leaves, spec)
             if sig in self.eager_signatures:
                 return self.fn(*args, **kwargs)
-            entry = self.cache.get(sig)
-            reason = None
-            if entry is not None:
-                reason = entry.guards_ok()
-            if entry is None or reason is not None:
+            entries = self.cache.get(sig)
+            entry = reason = None
+            for e in entries or ():
+                reason = e.guards_ok(leaves)
+                if reason is None:
+                    entry = e
+                    break
+            if entry is None:
                 log.info("compile %s: %s", self.name, reason or self._why_new(sig))
                 entry = self._compile(sig, leaves, spec, args, kwargs)
                 if entry is None:
@@ -185,28 +216,32 @@ class CompiledFunction:
 
     def _compile(self, sig, leaves, spec, args, kwargs):
         try:
-            entry = trace_entry(self.fn, leaves, spec, self.name, optimize=self.optimize)
+            dyn = self._dynamic_dims(leaves, spec)
+            entry = trace_entry(self.fn, leaves, spec, self.name, optimize=self.optimize, dynamic=dyn)
         except GraphBreakError as e:
             if self.fallback == "eager":
                 log.info("compile %s: running eagerly for this signature: %s", self.name, str(e).splitlines()[0])
                 self.eager_signatures[sig] = str(e)
                 return None
             raise
-        self.cache[sig] = entry
+        self.cache.setdefault(sig, []).append(entry)
         self.compiles += 1
         return entry
 
     def graph_for(self, *args, **kwargs) -> Graph:
         """The optimized graph this function runs for these arguments (compiling it if needed)."""
+        return self.entry_for(*args, **kwargs).graph
+
+    def entry_for(self, *args, **kwargs):
         leaves, spec = flatten((args, kwargs))
         sig = self._signature(leaves, spec)
-        entry = self.cache.get(sig) or self._compile(sig, leaves, spec, args, kwargs)
-        return entry.graph
+        for e in self.cache.get(sig, ()):
+            if e.guards_ok(leaves) is None:
+                return e
+        return self._compile(sig, leaves, spec, args, kwargs)
 
     def source_for(self, *args, **kwargs) -> str:
-        self.graph_for(*args, **kwargs)
-        leaves, spec = flatten((args, kwargs))
-        return self.cache[self._signature(leaves, spec)].compiled.source
+        return self.entry_for(*args, **kwargs).compiled.source
 
 
 def _diff(a, b) -> str:
@@ -223,19 +258,46 @@ def _diff(a, b) -> str:
     return "(default dtype changed)"
 
 
-def trace_entry(fn, leaves, spec, name, optimize=True) -> _Entry:
+def _top_level_leaves(spec):
+    """{leaf index: positional argument index} for tensors passed directly as positional arguments."""
+    out, k = {}, 0
+    args_spec = spec[1][0]  # ("U", (args tuple spec, kwargs dict spec))
+
+    def count(s):
+        if s[0] in ("T", "V"):
+            return 1
+        if s[0] in ("L", "U"):
+            return sum(count(x) for x in s[1])
+        if s[0] == "N":
+            return sum(count(x) for x in s[2])
+        return sum(count(x) for x in s[3])
+
+    for pos, s in enumerate(args_spec[1]):
+        if s[0] == "T":
+            out[k] = pos
+        k += count(s)
+    return out
+
+
+def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
     """Trace ``fn`` on the given arguments into an optimized, compiled :class:`_Entry`."""
     from .passes import run_pipeline
+    from .symbolic import ShapeEnv, shape_env
 
     graph = Graph(name)
     tracer = Tracer(graph)
     entry = _Entry()
+    env = entry.env = ShapeEnv()
     arg_ids = {}
     try:
-        with tracing(tracer):
+        with tracing(tracer), shape_env(env):
             for i, x in enumerate(leaves):
                 if isinstance(x, Tensor) and id(x) not in arg_ids:
-                    tracer.bind(x, f"arg{i}")
+                    shape = None
+                    if dynamic and i in dynamic:
+                        shape = tuple(env.new_symbol(s, i, d) if d in dynamic[i] else s
+                                      for d, s in enumerate(x._data.shape))
+                    tracer.bind(x, f"arg{i}", shape)
                     arg_ids[id(x)] = i
             for m in _param_owners(fn):
                 for pname, p in list(m.named_parameters()) + list(m.named_buffers()):
@@ -280,6 +342,7 @@ def trace_entry(fn, leaves, spec, name, optimize=True) -> _Entry:
             entry.inputs.append(("cap", t))
             entry.guards.append((t, tuple(data.shape), data.dtype.str, t._grad is None))
     graph.lint()
+    graph.meta["symbols"] = {n: (entry.inputs.index(("arg", i)), d) for n, (i, d) in env.symbols.items()}
     if entry.diff_in:
         from .autodiff import split_forward_backward
 
@@ -325,7 +388,7 @@ def _param_owners(fn):
 
 
 def compile(fn=None, *, fallback: str = "error", check: bool = False, name: str | None = None,  # noqa: A001
-            optimize: bool = True):
+            optimize: bool = True, dynamic=None):
     """Compile a function or Module into an optimized graph, traced once per input signature.
 
     Usable as ``dl.compile(fn)`` or as a decorator (with or without arguments).
@@ -337,6 +400,24 @@ def compile(fn=None, *, fallback: str = "error", check: bool = False, name: str 
     >>> f(dl.ones(3))
     tensor(9.)
     """
+    kw = dict(fallback=fallback, check=check, name=name, optimize=optimize, dynamic=dynamic)
     if fn is None:
-        return lambda f: CompiledFunction(f, fallback=fallback, check=check, name=name, optimize=optimize)
-    return CompiledFunction(fn, fallback=fallback, check=check, name=name, optimize=optimize)
+        return lambda f: CompiledFunction(f, **kw)
+    return CompiledFunction(fn, **kw)
+
+
+def mark_dynamic(t: Tensor, dim) -> Tensor:
+    """Declare dimension(s) ``dim`` of ``t`` dynamic for ``danlu.compile`` (new sizes do not retrace).
+
+    >>> import danlu as dl
+    >>> x = dl.mark_dynamic(dl.zeros(8, 3), 0)
+    >>> f = dl.compile(lambda t: t.sum(1))
+    >>> _ = f(x); _ = f(dl.mark_dynamic(dl.zeros(5, 3), 0)); f.compiles
+    1
+    """
+    if t._extra is None:
+        t._extra = {}
+    dims = set(t._extra.get("dynamic", ()))
+    dims.update((dim,) if isinstance(dim, int) else dim)
+    t._extra["dynamic"] = tuple(sorted(dims))
+    return t

@@ -28,8 +28,10 @@ class Tracer:
         self.backward_ran = False
 
     # -- binding tensors to graph inputs ------------------------------------------------------
-    def bind(self, t: Tensor, name: str) -> Value:
-        """Make ``t`` a graph input: its data becomes an input Value for the duration of the trace."""
+    def bind(self, t: Tensor, name: str, shape=None) -> Value:
+        """Make ``t`` a graph input: its data becomes an input Value for the duration of the trace.
+
+        ``shape`` may hold SymInts for dynamic dimensions."""
         if id(t) in self.bound:
             return t._data
         d = t._data
@@ -37,7 +39,7 @@ class Tracer:
             if d.graph_id != id(self.graph):
                 raise GraphError(f"{name}: a tensor from another trace was passed in")
             return d
-        v = self.graph.add_input(d.shape, d.dtype, name)
+        v = self.graph.add_input(d.shape if shape is None else shape, d.dtype, name)
         # Inside the trace a bound tensor is a leaf: its eager history (grad_fn, accumulator and hooks)
         # stays outside the graph and is reconnected by the compiled function's own tape node.
         self.bound[id(t)] = (t, v, d, t._grad, t._node, t._out, t._acc)
