@@ -196,6 +196,8 @@ class Graph:
             lhs = ", ".join(f"%{names[o.id]}: {o.aval_str()}" for o in n.outputs)
             attrs = "".join(f", {k}={_fmt_attr(v)}" for k, v in n.attrs.items())
             lines.append(f"  {lhs} = {n.op.name}({', '.join(ref(i) for i in n.inputs)}{attrs})")
+            if hasattr(n.op, "describe"):
+                lines.append(f"      # {n.op.describe()}")
         lines.append("  return " + ", ".join(ref(o) for o in self.outputs))
         return "\n".join(lines)
 

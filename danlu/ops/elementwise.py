@@ -10,7 +10,7 @@ import numpy as np
 from ..core import dtypes as _dt
 from ..core.dispatch import CONVERT, apply, apply_inplace
 from ..core.errors import DTypeError, api, describe, reraise_filtered
-from ..core.registry import AVal, register
+from ..core.registry import AVal, get_op, register
 from ..core.tensor import Tensor, tensor_method
 from ._public import binary_fn, inplace_method, unary_fn
 from ._util import broadcast_shapes, promote_float, promote_group, same_as, shape_of
@@ -927,3 +927,59 @@ Tensor.logical_not_ = inplace_method(LOGICAL_NOT, "logical_not_")
 for _fn in (square, lerp):
     _export(_fn, _fn.__name__)
 Tensor.square_ = lambda self: self.mul_(self)  # noqa: E731
+
+
+# == algebraic simplification rules (read by danlu.graph's simplification pass) =====================
+
+def _aval_eq(out, x):
+    return hasattr(x, "shape") and not isinstance(x, Tensor) and tuple(out.shape) == tuple(x.shape) \
+        and out.dtype == x.dtype
+
+
+def _num(v, c):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not hasattr(v, "shape") and v == c
+
+
+def _identity_rule(left=None, right=None):
+    def rule(ins, attrs, out, producer):
+        a, b = ins
+        if right is not None and _num(b, right) and _aval_eq(out, a):
+            return a
+        if left is not None and _num(a, left) and _aval_eq(out, b):
+            return b
+        return None
+    return rule
+
+
+def _pow_rule(ins, attrs, out, producer):
+    x, e = ins
+    if not hasattr(x, "shape"):
+        return None
+    if _num(e, 1) and _aval_eq(out, x):
+        return x
+    if _num(e, 2):
+        return [(MUL, (x, x), {})]  # noqa: F821
+    if _num(e, 3):
+        return [(MUL, (x, x), {}), (MUL, (None, x), {})]  # noqa: F821 - None: the previous step's output
+    return None
+
+
+def _neg_rule(ins, attrs, out, producer):
+    p = producer(ins[0])
+    if p is not None and p.op is _NEG:
+        return p.inputs[0]
+    return None
+
+
+def _convert_rule(ins, attrs, out, producer):
+    return ins[0] if _aval_eq(out, ins[0]) else None
+
+
+_NEG = get_op("neg")
+ADD.extra["simplify"] = _identity_rule(left=0, right=0)  # noqa: F821
+SUB.extra["simplify"] = _identity_rule(right=0)  # noqa: F821
+MUL.extra["simplify"] = _identity_rule(left=1, right=1)  # noqa: F821
+DIV.extra["simplify"] = _identity_rule(right=1)  # noqa: F821
+POW.extra["simplify"] = _pow_rule  # noqa: F821
+_NEG.extra["simplify"] = _neg_rule
+CONVERT.extra["simplify"] = _convert_rule

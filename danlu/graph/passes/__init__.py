@@ -8,11 +8,22 @@ from __future__ import annotations
 import os
 
 from ..ir import Graph
+from .cse import common_subexpression_elimination
 from .dce import dead_code_elimination
+from .fold import constant_folding
+from .fusion import elementwise_fusion
+from .simplify import algebraic_simplification
 
 __all__ = ["PIPELINE", "run_pipeline"]
 
-PIPELINE = [dead_code_elimination]
+PIPELINE = [
+    dead_code_elimination,
+    algebraic_simplification,
+    constant_folding,
+    common_subexpression_elimination,
+    dead_code_elimination,
+    elementwise_fusion,
+]
 
 
 def run_pipeline(graph: Graph, pipeline=None) -> Graph:
