@@ -69,32 +69,48 @@ def generate_source(graph: Graph, fn_name: str = "forward"):
             if isinstance(i, Value):
                 last[i.id] = k
     keep = {o.id for o in graph.outputs if isinstance(o, Value)} | {v.id for v in graph.inputs} | set(graph.consts)
+    plan = graph.meta.get("memory_plan")
+    assign = plan.assign if plan is not None else {}
+    donors = set(assign.values())
     lines = [f"def {fn_name}({', '.join(params)}):"]
     for sym, (pos, dim) in graph.meta.get("symbols", {}).items():
         lines.append(f"    {sym} = {params[pos]}.shape[{dim}]")
     line_node = {}
     for k, n in enumerate(graph.nodes):
-        kname = _ident(f"k_{n.op.name}", used) if f"k_{n.op.name}" not in ns else f"k_{n.op.name}"
+        kname = f"k_{n.op.name}"
         if kname not in ns:
-            ns[kname] = n.op.impl["cpu"] if hasattr(n.op, "impl") and isinstance(n.op.impl, dict) else n.op.kernel
+            kname = _ident(kname, used)
+            ns[kname] = n.op.impl["cpu"] if isinstance(getattr(n.op, "impl", None), dict) else n.op.kernel
         for o in n.outputs:
             names[o.id] = _ident(f"v{o.id}", used)
         args = [names[i.id] if isinstance(i, Value) else _literal(i, ns, f"{k}_in") for i in n.inputs]
         args += [f"{a}={_literal(v, ns, f'{k}_{a}')}" for a, v in n.attrs.items()]
+        donor = assign.get(n.outputs[0].id) if len(n.outputs) == 1 else None
+        if donor is not None:
+            args.append(f"out={names[donor]}")
         lhs = ", ".join(names[o.id] for o in n.outputs) + ("," if len(n.outputs) == 1 and n.op.multi_out else "")
         lines.append(f"    {lhs} = {kname}({', '.join(args)})")
         line_node[len(lines)] = k
         for o in n.outputs:
-            if o.shape == ():
+            if o.shape == () and donor is None:
                 lines.append(f"    {names[o.id]} = _asarray({names[o.id]})")
-        dead = [names[i.id] for i in dict.fromkeys(x for x in n.inputs if isinstance(x, Value))
-                if last.get(i.id) == k and i.id not in keep]
-        dead += [names[o.id] for o in n.outputs if o.id not in last and o.id not in keep]
+        dead = [i for i in dict.fromkeys(x for x in n.inputs if isinstance(x, Value))
+                if last.get(i.id) == k and i.id not in keep and (i.id not in donors or i.id == donor)]
+        dead += [o for o in n.outputs if o.id not in last and o.id not in keep and o.id not in donors]
+        if donor is not None and donor not in {i.id for i in dead}:
+            dead.append(_ValueRef(donor))
         if dead:
-            lines.append(f"    del {', '.join(dead)}")
+            lines.append(f"    del {', '.join(dict.fromkeys(names[v.id] for v in dead))}")
     outs = [names[o.id] if isinstance(o, Value) else repr(o) for o in graph.outputs]
     lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     return "\n".join(lines) + "\n", ns, line_node
+
+
+class _ValueRef:
+    __slots__ = ("id",)
+
+    def __init__(self, vid):
+        self.id = vid
 
 
 class CompiledGraph:

@@ -1,27 +1,43 @@
 """Fused elementwise kernels.
 
-A fused group is a small program of elementwise registry ops over one iteration space. Its kernel
-runs the program chunk by chunk (about ``CHUNK`` elements at a time, so temporaries stay in cache),
-either over the flattened arrays (when every full-size input is contiguous) or in blocks of rows
-along the first dimension larger than one. Broadcast inputs are passed whole.
+A fused group is a small program of elementwise registry ops over one iteration space. Its kernel is
+generated Python that runs the program chunk by chunk (about ``CHUNK`` elements at a time, so the
+temporaries stay in cache), writing NumPy ufunc results into preallocated scratch buffers with
+``out=``, and the last step of each output straight into the result. Chunks run over the flattened
+arrays when every full-size input is contiguous, else over blocks along the first dimension larger
+than one (broadcast inputs are passed whole). Large iteration spaces are split across two threads
+(NumPy releases the GIL inside ufuncs).
 """
 
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 __all__ = ["FusedOp", "CHUNK"]
 
-CHUNK = 1 << 15          # elements per chunk: a few float32 temporaries fit in L2
-SMALL = 1 << 15          # below this, run the program once on the whole arrays
+CHUNK = 1 << 14          # elements per chunk: a few float32 temporaries stay in L2
+SMALL = 1 << 16          # below this, run the program once on whole arrays
+THREADS = max(1, min(2, os.cpu_count() or 1))
+PARALLEL_MIN = 1 << 18   # iteration spaces at least this large use the thread pool
+_pool = None
+_counter = [0]
+
+
+def _get_pool():
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="danlu-fused")
+    return _pool
 
 
 class FusedOp:
-    """Stands in for a registry op in a graph: ``program`` is a list of
-    ``(op, input refs, attrs)``; a ref is ("in", k) for the k-th external input, ("t", j) for the
-    j-th step's result, or ("lit", value). ``outputs`` lists the step indices the group returns."""
+    """Stands in for a registry op in a graph. ``program`` is a list of ``(op, refs, attrs, dtype)``;
+    a ref is ("in", k) for the k-th external input, ("t", j) for step j's result, or ("lit", value).
+    ``outputs`` lists the step indices the group returns."""
 
     elementwise = True
     random = False
@@ -36,78 +52,185 @@ class FusedOp:
         self.name = name
         self.multi_out = len(self.outputs) > 1
         self.extra = {"out": not self.multi_out}
-        self.kernel = self._build()
+        self.source, self.kernel = self._build()
         self.impl = {"cpu": self.kernel}
 
     def describe(self) -> str:
-        parts = []
-        for j, (op, refs, attrs) in enumerate(self.program):
-            args = ", ".join(_ref_str(r) for r in refs)
-            parts.append(f"t{j} = {op.name}({args})")
-        return "; ".join(parts)
+        return "; ".join(f"t{j} = {op.name}({', '.join(_ref_str(r) for r in refs)})"
+                         for j, (op, refs, attrs, _dt) in enumerate(self.program))
+
+    # -- code generation ------------------------------------------------------------------------
+    def _step_lines(self, arg, tmp, dst, indent):
+        """Source lines for one pass of the program over chunk arguments ``arg[k]``."""
+        lines, ns = [], self._ns
+        last_use = {}
+        for j, (_op, refs, _a, _d) in enumerate(self.program):
+            for r in refs:
+                if r[0] == "t":
+                    last_use[r[1]] = j
+        free, owner = [], {}
+        for j, (op, refs, attrs, dt) in enumerate(self.program):
+            kname = f"k{j}"
+            ns[kname] = op.impl["cpu"]
+            args = []
+            for r in refs:
+                if r[0] == "in":
+                    args.append(arg(r[1]))
+                elif r[0] == "t":
+                    args.append(f"t{r[1]}")
+                else:
+                    ns[f"lit{j}_{len(args)}"] = r[1]
+                    args.append(f"lit{j}_{len(args)}")
+            for k, v in attrs.items():
+                ns[f"attr{j}_{k}"] = v
+                args.append(f"{k}=attr{j}_{k}")
+            is_ufunc = isinstance(op.impl["cpu"], np.ufunc) and not attrs
+            out_pos = [k for k, o in enumerate(self.outputs) if o == j]
+            final = out_pos and j not in last_use
+            if is_ufunc and final:
+                lines.append(f"{indent}t{j} = {kname}({', '.join(args)}, out={dst(out_pos[0])})")
+                for k in out_pos[1:]:
+                    lines.append(f"{indent}{dst(k)}[...] = t{j}")
+                continue
+            if is_ufunc:
+                b = free.pop() if free and self._buf_dtype[free[-1]] == dt else None
+                if b is None:
+                    b = len(self._buf_dtype)
+                    self._buf_dtype.append(dt)
+                owner[j] = b
+                lines.append(f"{indent}t{j} = {kname}({', '.join(args)}, out={tmp(b)})")
+            else:
+                lines.append(f"{indent}t{j} = {kname}({', '.join(args)})")
+            for k in out_pos:
+                lines.append(f"{indent}{dst(k)}[...] = t{j}")
+            for r in refs:
+                if r[0] == "t" and last_use.get(r[1]) == j and r[1] in owner:
+                    free.append(owner.pop(r[1]))
+        return lines
 
     def _build(self):
-        program, outs, avals = self.program, self.outputs, self.out_avals
-        kernels = [op.impl["cpu"] for op, _, _ in program]
-
-        def run_steps(args):
-            ts = []
-            for k, (op, refs, attrs) in zip(kernels, program):
-                vals = [args[r[1]] if r[0] == "in" else ts[r[1]] if r[0] == "t" else r[1] for r in refs]
-                ts.append(k(*vals, **attrs))
-            return ts
+        _counter[0] += 1
+        self._ns = {"np": np, "math": math, "_empty": np.empty}
+        self._buf_dtype = []
+        nin = max([r[1] for _o, refs, _a, _d in self.program for r in refs if r[0] == "in"], default=-1) + 1
+        ins = [f"in{k}" for k in range(nin)]
+        nout = len(self.outputs)
+        for k, av in enumerate(self.out_avals):
+            self._ns[f"odt{k}"] = av.dtype.np
+        whole = self._step_lines(lambda k: f"in{k}", lambda b: None, lambda k: f"r{k}", "        ")
+        # whole-array version: ufuncs allocate their own results
+        whole = [ln.replace(", out=None", "") for ln in whole]
+        self._buf_dtype = []
+        flat = self._step_lines(lambda k: f"c{k}", lambda b: f"buf{b}[:m]", lambda k: f"o{k}[s:e]", "            ")
+        flat_bufs = list(self._buf_dtype)
+        self._buf_dtype = []
+        rows = self._step_lines(lambda k: f"c{k}", lambda b: f"buf{b}[:m].reshape(cshape)",
+                                lambda k: f"o{k}[pre + (slice(s, e),)]", "            ")
+        row_bufs = list(self._buf_dtype)
+        for b, dt in enumerate(flat_bufs):
+            self._ns[f"fdt{b}"] = dt
+        for b, dt in enumerate(row_bufs):
+            self._ns[f"rdt{b}"] = dt
+        src = [f"def run(lo, hi, mode, shape, {', '.join(['outs'] + ins)}):"]
+        src.append("    if mode == 'flat':")
+        src += [f"        buf{b} = _empty(CH, fdt{b})" for b in range(len(flat_bufs))]
+        src += [f"        o{k} = outs[{k}]" for k in range(nout)]
+        src.append("        for s in range(lo, hi, CH):")
+        src.append("            e = min(s + CH, hi)")
+        src.append("            m = e - s")
+        src += [f"            c{k} = in{k}[1][s:e] if type(in{k}) is tuple else in{k}" for k in range(nin)]
+        src += flat
+        src.append("        return")
+        src.append("    axis, step, sliced = mode")
+        src.append("    pre = (slice(None),) * axis")
+        src.append("    cshape_full = list(shape)")
+        src += [f"    buf{b} = _empty(step * math.prod(shape) // shape[axis], rdt{b})" for b in range(len(row_bufs))]
+        src += [f"    o{k} = outs[{k}]" for k in range(nout)]
+        src.append("    for s in range(lo, hi, step):")
+        src.append("        e = min(s + step, hi)")
+        src.append("        cshape_full[axis] = e - s")
+        src.append("        cshape = tuple(cshape_full)")
+        src.append("        m = math.prod(cshape)")
+        src += [f"        c{k} = in{k}[(slice(None),) * sliced[{k}] + (slice(s, e),)] if sliced[{k}] >= 0 else in{k}"
+                for k in range(nin)]
+        src += [ln[4:] for ln in rows]
+        src.append("")
+        src.append(f"def whole({', '.join(ins)}):")
+        src += [ln[4:] for ln in whole]
+        src.append(f"    return ({', '.join(f'r{k}' for k in range(nout))},)")
+        body = "\n".join(src) + "\n"
+        # whole(): results come from the steps' own allocations, not from r{k} buffers
+        body = _fix_whole(body, self.outputs)
+        self._ns["CH"] = CHUNK
+        exec(compile(body, f"<danlu-fused-{_counter[0]}>", "exec"), self._ns)
+        run, whole_fn = self._ns["run"], self._ns["whole"]
+        avals, outs_idx = self.out_avals, self.outputs
 
         def kernel(*args, out=None):
-            shape = tuple(int(s) for s in np.broadcast_shapes(*[np.shape(a) for a in args])) \
-                if args else ()
+            shape = np.broadcast_shapes(*[np.shape(a) for a in args]) if args else ()
             n = math.prod(shape)
             if n <= SMALL or not shape:
-                ts = run_steps(args)
-                res = [np.asarray(ts[j]) for j in outs]
+                res = [np.asarray(r) for r in whole_fn(*args)]
                 if out is not None:
                     np.copyto(out, res[0])
                     res[0] = out
                 return res[0] if len(res) == 1 else tuple(res)
             results = [out if (k == 0 and out is not None) else np.empty(shape, avals[k].dtype.np)
-                       for k in range(len(outs))]
+                       for k in range(len(outs_idx))]
             full = [isinstance(a, np.ndarray) and a.shape == shape for a in args]
             if all(f or np.size(a) == 1 for f, a in zip(full, args)) and \
                     all(a.flags.c_contiguous for f, a in zip(full, args) if f) and \
                     all(r.flags.c_contiguous for r in results):
-                flat = [a.reshape(-1) if f else a for f, a in zip(full, args)]
+                fargs = [(a, a.reshape(-1)) if f else (a.reshape(()) if isinstance(a, np.ndarray) else a)
+                         for f, a in zip(full, args)]
                 flat_out = [r.reshape(-1) for r in results]
-                for s in range(0, n, CHUNK):
-                    e = min(s + CHUNK, n)
-                    ts = run_steps([a[s:e] if f else a for f, a in zip(full, flat)])
-                    for r, j in zip(flat_out, outs):
-                        r[s:e] = ts[j]
+                _parallel(run, n, CHUNK, "flat", shape, flat_out, fargs)
             else:
                 axis = next(i for i, d in enumerate(shape) if d > 1)
                 rows = shape[axis]
-                inner = n // rows
-                step = max(1, CHUNK // max(inner, 1))
+                step = max(1, CHUNK // max(n // rows, 1))
                 nd = len(shape)
                 sliced = []
                 for a in args:
                     sh = np.shape(a)
                     k = len(sh) - (nd - axis)
-                    sliced.append(k >= 0 and sh[k] == rows)
-                pre = (slice(None),) * axis
-                for s in range(0, rows, step):
-                    e = min(s + step, rows)
-                    part = []
-                    for a, sl in zip(args, sliced):
-                        if sl:
-                            k = np.ndim(a) - (nd - axis)
-                            part.append(a[(slice(None),) * k + (slice(s, e),)])
-                        else:
-                            part.append(a)
-                    ts = run_steps(part)
-                    for r, j in zip(results, outs):
-                        r[pre + (slice(s, e),)] = ts[j]
+                    sliced.append(k if k >= 0 and sh[k] == rows else -1)
+                _parallel(run, rows, step, (axis, step, tuple(sliced)), shape, results, args)
             return results[0] if len(results) == 1 else tuple(results)
 
-        return kernel
+        return body, kernel
+
+
+def _parallel(run, total, unit, mode, shape, outs, args):
+    n_el = math.prod(shape)
+    if THREADS < 2 or n_el < PARALLEL_MIN:
+        run(0, total, mode, shape, outs, *args)
+        return
+    mid = (total // 2 // unit) * unit or total
+    fut = _get_pool().submit(run, mid, total, mode, shape, outs, *args)
+    run(0, mid, mode, shape, outs, *args)
+    fut.result()
+
+
+def _fix_whole(body: str, outputs) -> str:
+    """In ``whole``, outputs are the step results themselves."""
+    lines = body.split("\n")
+    start = lines.index(next(ln for ln in lines if ln.startswith("def whole(")))
+    out = lines[:start + 1]
+    for ln in lines[start + 1:]:
+        s = ln.strip()
+        if s.startswith("r") and "[...] = t" in s:
+            k, t = s.split("[...] = ")
+            out.append(f"    {k} = {t}")
+        elif ", out=r" in s:
+            head, tail = ln.split(", out=r")
+            k = tail.rstrip(")")
+            out.append(f"{head})")
+            var = head.strip().split(" = ")[0]
+            out.append(f"    r{k} = {var}")
+        else:
+            out.append(ln)
+    return "\n".join(out)
 
 
 def _ref_str(r):

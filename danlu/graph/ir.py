@@ -207,6 +207,15 @@ class Graph:
     def __repr__(self):
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
 
+    def memory_plan(self):
+        """The buffer plan code generation follows: reuse, in-place writes, and peak bytes."""
+        plan = self.meta.get("memory_plan")
+        if plan is None:
+            from .passes.memory import plan_memory
+
+            plan = self.meta["memory_plan"] = plan_memory(self)
+        return plan
+
     def node_location(self, node: Node) -> str:
         return format_location(node.loc)
 

@@ -12,6 +12,7 @@ from .cse import common_subexpression_elimination
 from .dce import dead_code_elimination
 from .fold import constant_folding
 from .fusion import elementwise_fusion
+from .memory import memory_planning
 from .simplify import algebraic_simplification
 
 __all__ = ["PIPELINE", "run_pipeline"]
@@ -23,6 +24,7 @@ PIPELINE = [
     common_subexpression_elimination,
     dead_code_elimination,
     elementwise_fusion,
+    memory_planning,
 ]
 
 

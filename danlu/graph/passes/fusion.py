@@ -73,7 +73,7 @@ def elementwise_fusion(graph: Graph) -> Graph:
                     refs.append(("in", ext_index[i.id]))
                 else:
                     refs.append(("lit", i))
-            program.append((n.op, tuple(refs), dict(n.attrs)))
+            program.append((n.op, tuple(refs), dict(n.attrs), n.outputs[0].dtype))
         last = g[-1]
         outs = [j for j, n in enumerate(nodes)
                 if n.outputs[0].id in out_ids or any(u > last for u in users.get(n.outputs[0].id, ()))]
