@@ -98,6 +98,7 @@ class _Entry:
         self.backward = None
         self.backward_graph = None
         self.env = None
+        self.traced = None            # the graph as traced, before optimization (for check=True)
 
     def guards_ok(self, leaves=None):
         if self.env is not None and self.env.guards and leaves is not None:
@@ -126,7 +127,8 @@ class _Entry:
             from .autodiff import attach_backward
 
             attach_backward(self, leaves, outs, res)
-        return unflatten(self.out_spec, outs)
+        self.last_result = unflatten(self.out_spec, outs)
+        return self.last_result
 
 
 class CompiledFunction:
@@ -202,7 +204,11 @@ class CompiledFunction:
             if self.check:
                 from .check import check_against_eager
 
-                check_against_eager(self, entry, args, kwargs)
+                entry.traced.meta["check_inputs"] = [leaves[ref]._data.copy() if kind == "arg" else ref._data.copy()
+                                                     for kind, ref in entry.inputs]
+                check_against_eager(self, entry, args, kwargs, getattr(self, "check_rtol", 1e-4),
+                                    getattr(self, "check_atol", 1e-5))
+                return entry.last_result
             return entry.run(leaves)
         except Exception as e:
             reraise_filtered(e)
@@ -351,6 +357,7 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
             bwd = run_pipeline(bwd)
         entry.backward_graph = bwd
         entry.backward = CompiledGraph(bwd, "backward")
+    entry.traced = graph.copy()
     if optimize:
         graph = run_pipeline(graph)
     entry.graph = graph

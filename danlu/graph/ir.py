@@ -133,6 +133,16 @@ class Graph:
         self.nodes.append(node)
         return outs
 
+    def copy(self) -> "Graph":
+        """A new Graph with the same nodes and values (passes may change the copy freely)."""
+        g = Graph(self.name)
+        g.inputs, g.input_names = list(self.inputs), list(self.input_names)
+        g.outputs, g.output_names = list(self.outputs), list(self.output_names)
+        g.nodes = list(self.nodes)
+        g.consts, g.const_values = dict(self.consts), dict(self.const_values)
+        g.meta = {k: v for k, v in self.meta.items() if k != "memory_plan"}
+        return g
+
     # -- queries --------------------------------------------------------------------------------
     def values(self) -> Iterable[Value]:
         yield from self.inputs
