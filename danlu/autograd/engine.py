@@ -87,7 +87,7 @@ def _run(roots, *, retain_graph: bool, create_graph: bool, capture=None, accumul
         targets = {k[0] for k in (capture or {})} | set(only or ())
         needed = _needed(roots, targets)
     deps: dict = {}
-    stack = [r[0][0] for r in roots]
+    stack = list(dict.fromkeys(r[0][0] for r in roots))  # two roots may share a (multi-output) node
     visited = set(stack)
     while stack:
         for e in stack.pop().edges:

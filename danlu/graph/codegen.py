@@ -50,6 +50,18 @@ def _literal(v, ns: dict, hint: str):
     return name
 
 
+def symbol_sources(graph: Graph) -> dict:
+    """{symbol: (input position, dim)}: where each size symbol can be read from the inputs."""
+    from .symbolic import SymInt
+
+    out = {}
+    for pos, v in enumerate(graph.inputs):
+        for d, s in enumerate(v.shape):
+            if isinstance(s, SymInt) and s.expr.isidentifier() and s.expr not in out:
+                out[s.expr] = (pos, d)
+    return out
+
+
 def generate_source(graph: Graph, fn_name: str = "forward"):
     """(source, namespace, line->node index map) for ``graph``."""
     ns: dict = {"_asarray": np.asarray}
@@ -73,7 +85,7 @@ def generate_source(graph: Graph, fn_name: str = "forward"):
     assign = plan.assign if plan is not None else {}
     donors = set(assign.values())
     lines = [f"def {fn_name}({', '.join(params)}):"]
-    for sym, (pos, dim) in graph.meta.get("symbols", {}).items():
+    for sym, (pos, dim) in symbol_sources(graph).items():
         lines.append(f"    {sym} = {params[pos]}.shape[{dim}]")
     line_node = {}
     for k, n in enumerate(graph.nodes):

@@ -348,7 +348,6 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
             entry.inputs.append(("cap", t))
             entry.guards.append((t, tuple(data.shape), data.dtype.str, t._grad is None))
     graph.lint()
-    graph.meta["symbols"] = {n: (entry.inputs.index(("arg", i)), d) for n, (i, d) in env.symbols.items()}
     if entry.diff_in:
         from .autodiff import split_forward_backward
 

@@ -1,0 +1,491 @@
+"""Control flow that graphs can hold: ``cond``, ``while_loop`` and ``scan``.
+
+Eagerly they are ordinary Python control flow (so autograd records the branch or the iterations
+taken). While tracing, the branch or loop body is traced once into a subgraph and the whole
+construct becomes one node: an RNN over a sequence of any (dynamic) length compiles once, without
+unrolling. ``scan`` and ``cond`` are differentiable in graphs too: their VJPs replay the traced body
+under autograd to build the backward body (``scan`` saves the carry of every step and recomputes
+each step's forward in the reverse scan).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import dispatch
+from ..core import dtypes as _dt
+from ..core.dispatch import apply
+from ..core.errors import GraphBreakError, api, describe
+from ..core.registry import AVal, register
+from ..core.tensor import Tensor, _wrap
+from .ir import Graph, Value
+
+__all__ = ["cond", "while_loop", "scan"]
+
+
+# -- subgraphs ----------------------------------------------------------------------------------
+
+def _tracing():
+    from .tracer import Tracer
+
+    interp = dispatch.state.interp if dispatch._active_interps[0] else None
+    return interp if isinstance(interp, Tracer) else None
+
+
+def _make_subtracer(graph, parent):
+    from .tracer import Tracer
+
+    class SubTracer(Tracer):
+        """Traces a body; values of enclosing graphs and concrete tensors become lifted inputs."""
+
+        def __init__(self):
+            super().__init__(graph)
+            self.parent = parent
+            self.lifted = {}   # outer value id -> (outer Value, inner input Value)
+
+        def value_of(self, t):
+            d = t._data
+            if isinstance(d, Value):
+                if d.graph_id == id(self.graph):
+                    return d
+                return self._lift(d)
+            return self._lift(self.parent.value_of(t))
+
+        def _lift(self, outer):
+            ent = self.lifted.get(outer.id)
+            if ent is None:
+                inner = self.graph.add_input(outer.shape, outer.dtype, f"lift{len(self.lifted)}")
+                ent = self.lifted[outer.id] = (outer, inner)
+            return ent[1]
+
+        def write_inplace(self, target, res):
+            raise GraphBreakError("in-place updates inside a cond/while_loop/scan body are not supported; "
+                                  "return the new value from the body instead")
+
+        def note_grad(self, var):
+            pass
+
+    return SubTracer()
+
+
+def trace_subgraph(fn, in_avals, name, *, grad: bool = False):
+    """Trace ``fn(*tensors)`` into a Graph. Returns (graph, lifted outer Values, output spec)."""
+    from .compile import flatten
+    from .tracer import tracing
+
+    parent = _tracing()
+    g = Graph(name)
+    tr = _make_subtracer(g, parent)
+    ins = [_wrap(g.add_input(shape, dtype, f"x{i}")) for i, (shape, dtype) in enumerate(in_avals)]
+    prev = dispatch.state.grad_enabled
+    dispatch.state.grad_enabled = grad
+    try:
+        with tracing(tr):
+            out = fn(*ins)
+            leaves, spec = flatten(out)
+            outs = []
+            for o in leaves:
+                if not isinstance(o, Tensor):
+                    raise TypeError(f"{name}: the body must return tensors (and nested tuples/lists/dicts of them), "
+                                    f"got {type(o).__name__}")
+                outs.append(tr.value_of(o))
+    finally:
+        dispatch.state.grad_enabled = prev
+    g.outputs = outs
+    consts = [outer for outer, _inner in tr.lifted.values()]
+    g.meta["traced"] = g.copy()
+    g.lint()
+    return g, consts, spec
+
+
+def _compiled(graph: Graph):
+    cg = graph.meta.get("compiled")
+    if cg is None:
+        from .codegen import CompiledGraph
+        from .passes import run_pipeline
+
+        opt = run_pipeline(graph.copy())
+        cg = graph.meta["compiled"] = CompiledGraph(opt, "body")
+    return cg
+
+
+def replay(graph: Graph, inputs):
+    """Run a traced graph's nodes through ``apply`` (so autograd records them)."""
+    env = {v.id: t for v, t in zip(graph.inputs, inputs)}
+    for vid, arr in graph.consts.items():
+        env[vid] = _wrap(arr)
+    for n in graph.nodes:
+        args = [env[i.id] if isinstance(i, Value) else i for i in n.inputs]
+        res = apply(n.op, *args, **n.attrs)
+        res = res if n.op.multi_out else (res,)
+        for o, r in zip(n.outputs, res):
+            env[o.id] = r
+    return [env[o.id] if isinstance(o, Value) else o for o in graph.outputs]
+
+
+def _aval(v):
+    return AVal(v.shape, _dt._FROM_NP[v.dtype])
+
+
+def _avals_of(tensors):
+    return [(tuple(t._data.shape), t._data.dtype) for t in tensors]
+
+
+# -- scan ---------------------------------------------------------------------------------------
+
+def _scan_infer(*ins, body, n_carry, n_x, length, reverse, save):
+    outs = body.outputs
+    carries = [_aval(v) for v in outs[:n_carry]]
+    ys = [AVal((length,) + tuple(v.shape), _dt._FROM_NP[v.dtype]) for v in outs[n_carry:]]
+    hist = [AVal((length,) + tuple(a.shape), a.dtype) for a in carries] if save else []
+    return tuple(carries + ys + hist)
+
+
+def _scan_impl(*arrays, body, n_carry, n_x, length, reverse, save):
+    cg = _compiled(body)
+    carry = list(arrays[:n_carry])
+    xs = arrays[n_carry:n_carry + n_x]
+    consts = arrays[n_carry + n_x:]
+    n = xs[0].shape[0] if n_x else int(length)
+    outs = body.outputs
+    ys = [np.empty((n,) + tuple(int(s) for s in v.shape), v.dtype) for v in outs[n_carry:]]
+    hist = [np.empty((n,) + c.shape, c.dtype) for c in carry] if save else []
+    order = range(n - 1, -1, -1) if reverse else range(n)
+    for t in order:
+        for h, c in zip(hist, carry):
+            h[t] = c
+        res = cg(*carry, *[x[t] for x in xs], *consts)
+        carry = [np.asarray(r) for r in res[:n_carry]]
+        for y, r in zip(ys, res[n_carry:]):
+            y[t] = r
+    return tuple(carry + ys + hist)
+
+
+def _scan_vjp(ctx, *gs):
+    a = ctx.attrs
+    body, n_carry, n_x, reverse = a["body"], a["n_carry"], a["n_x"], a["reverse"]
+    ins = ctx.inputs
+    carry0 = ins[:n_carry]
+    xs = ins[n_carry:n_carry + n_x]
+    consts = ins[n_carry + n_x:]
+    outs = ctx.outs
+    n_y = len(body.outputs) - n_carry
+    hist = outs[n_carry + n_y:]
+    g_carry = list(gs[:n_carry])
+    g_ys = list(gs[n_carry:n_carry + n_y])
+    traced = body.meta["traced"]
+    from ..autograd.engine import grad as _grad
+    from ..ops.elementwise import zeros_like
+
+    n_c = len(consts)
+
+    def bwd_step(*flat):
+        gc = list(flat[:n_carry])
+        gacc = list(flat[n_carry:n_carry + n_c])
+        c_t = flat[n_carry + n_c:2 * n_carry + n_c]
+        x_t = flat[2 * n_carry + n_c:2 * n_carry + n_c + n_x]
+        gy_t = flat[2 * n_carry + n_c + n_x:2 * n_carry + n_c + n_x + n_y]
+        cs = flat[2 * n_carry + n_c + n_x + n_y:]
+        req = [t.detach().requires_grad_(t.dtype.is_floating_point) for t in list(c_t) + list(x_t) + list(cs)]
+        out = replay(traced, req)
+        pairs = [(o, g) for o, g in zip(out, gc + list(gy_t)) if o.requires_grad]
+        diff = [t for t in req if t.requires_grad]
+        grads = _grad([o for o, _ in pairs], diff, [g for _, g in pairs], allow_unused=True) if pairs and diff else ()
+        it = iter(grads)
+        full = [next(it) if t.requires_grad else None for t in req]
+        full = [g if g is not None else zeros_like(t) for g, t in zip(full, req)]
+        g_c_prev = full[:n_carry]
+        g_x = full[n_carry:n_carry + n_x]
+        g_cs = full[n_carry + n_x:]
+        return tuple(g_c_prev) + tuple(ga + gc_ for ga, gc_ in zip(gacc, g_cs)) + tuple(g_x)
+
+    in_avals = (_avals_of(g_carry) + _avals_of(consts) + [(tuple(c._data.shape), c._data.dtype) for c in carry0]
+                + [(tuple(x._data.shape[1:]), x._data.dtype) for x in xs]
+                + [(tuple(g._data.shape[1:]), g._data.dtype) for g in g_ys] + _avals_of(consts))
+    bwd, lifted, _ = trace_subgraph(bwd_step, in_avals, body.name + "_bwd", grad=True)
+    if lifted:
+        raise GraphBreakError("scan: the backward body captured outer values unexpectedly")
+    acc0 = [zeros_like(c) for c in consts]
+    res = apply(SCAN, *g_carry, *acc0, *hist, *xs, *g_ys, *consts, body=bwd, n_carry=n_carry + n_c,
+                n_x=n_carry + n_x + n_y, length=a["length"], reverse=not reverse, save=False)
+    g_init = res[:n_carry]
+    g_consts = res[n_carry:n_carry + n_c]
+    g_xs = res[n_carry + n_c:]
+    return tuple(g_init) + tuple(g_xs) + tuple(g_consts)
+
+
+SCAN = register("scan", infer=_scan_infer, impl=_scan_impl, vjp=_scan_vjp, save_in=range(0, 4096), save_out=True,
+                multi_out=True, family="control")
+
+
+@api
+def scan(f, init, xs=None, length=None, reverse: bool = False):
+    """Loop ``carry, y = f(carry, x)`` over the leading axis of ``xs``; returns ``(carry, stacked ys)``.
+
+    ``init``/``xs`` may be nested tuples/lists/dicts of tensors. Eagerly this is a Python loop; in a
+    compiled function it is one node (no unrolling, any sequence length).
+
+    >>> import danlu as dl
+    >>> def step(c, x):
+    ...     c = c + x
+    ...     return c, c * 2
+    >>> dl.scan(step, dl.zeros(()), dl.tensor([1.0, 2.0, 3.0]))
+    (tensor(6.), tensor([ 2.,  6., 12.]))
+    """
+    from ..ops.shape import stack
+    from .compile import flatten, unflatten
+
+    c_leaves, c_spec = flatten(init)
+    x_leaves, x_spec = flatten(xs)
+    x_leaves_t = [x for x in x_leaves if isinstance(x, Tensor)]
+    if length is None:
+        if not x_leaves_t:
+            raise ValueError("scan: give xs (tensors with a leading axis) or length")
+        length = x_leaves_t[0].shape[0]
+    for x in x_leaves_t:
+        if x.ndim == 0 or x.shape[0] != length:
+            raise ValueError(f"scan: every xs tensor needs leading dimension {length}, got {describe(x)}")
+    tracer = _tracing()
+    if tracer is None:
+        carry, ys = init, []
+        order = range(length - 1, -1, -1) if reverse else range(length)
+        for t in order:
+            x_t = unflatten(x_spec, [x[t] if isinstance(x, Tensor) else x for x in x_leaves]) if xs is not None else None
+            carry, y = f(carry, x_t)
+            ys.append(y)
+        if reverse:
+            ys.reverse()
+        if not ys:
+            return carry, None
+        y_leaves0, y_spec = flatten(ys[0])
+        cols = [[flatten(y)[0][k] for y in ys] for k in range(len(y_leaves0))]
+        return carry, unflatten(y_spec, [stack(col) if isinstance(col[0], Tensor) else col for col in cols])
+
+    n_carry, n_x = len(c_leaves), len(x_leaves_t)
+    specs = {}
+
+    def body(*flat):
+        c = unflatten(c_spec, list(flat[:n_carry]))
+        it = iter(flat[n_carry:])
+        x = unflatten(x_spec, [next(it) if isinstance(v, Tensor) else v for v in x_leaves]) if xs is not None else None
+        c2, y = f(c, x)
+        c2_leaves, c2_spec = flatten(c2)
+        y_leaves, y_spec = flatten(y)
+        if c2_spec != c_spec or len(c2_leaves) != n_carry:
+            raise TypeError("scan: the body must return a carry with the same structure as init")
+        for a_, b_ in zip(c2_leaves, flat[:n_carry]):
+            if tuple(a_.shape) != tuple(b_.shape) or a_.dtype is not b_.dtype:
+                raise TypeError(f"scan: the body changed the carry from {describe(b_)} to {describe(a_)}; "
+                                "carries must keep their shape and dtype")
+        specs["y"] = y_spec
+        return tuple(c2_leaves) + tuple(y_leaves)
+
+    for c in c_leaves:
+        if not isinstance(c, Tensor):
+            raise TypeError(f"scan: init must hold tensors, got {type(c).__name__}")
+    in_avals = _avals_of(c_leaves) + [(tuple(x._data.shape[1:]), x._data.dtype) for x in x_leaves_t]
+    graph, consts, _ = trace_subgraph(body, in_avals, "scan_body")
+    const_tensors = [_outer_tensor(tracer, v) for v in consts]
+    save = dispatch.state.grad_enabled and any(t._rg for t in c_leaves + x_leaves_t + const_tensors)
+    res = apply(SCAN, *c_leaves, *x_leaves_t, *const_tensors, body=graph, n_carry=n_carry, n_x=n_x,
+                length=length, reverse=bool(reverse), save=bool(save))
+    carry = unflatten(c_spec, list(res[:n_carry]))
+    n_y = len(graph.outputs) - n_carry
+    ys = unflatten(specs["y"], list(res[n_carry:n_carry + n_y]))
+    return carry, ys
+
+
+def _outer_tensor(tracer, v: Value) -> Tensor:
+    """A tensor holding the enclosing trace's Value ``v``: the bound tensor itself when there is one
+    (so autograd links to parameters are kept), else a plain wrapper."""
+    for ent in tracer.bound.values():
+        t = ent[0]
+        if t._data is v:
+            return t
+    return _wrap(v)
+
+
+# -- cond ---------------------------------------------------------------------------------------
+
+def _cond_infer(pred, *ins, true_graph, false_graph, n_ops, true_idx, false_idx):
+    return tuple(_aval(v) for v in true_graph.outputs)
+
+
+def _cond_impl(pred, *arrays, true_graph, false_graph, n_ops, true_idx, false_idx):
+    ops, consts = arrays[:n_ops], arrays[n_ops:]
+    if bool(np.asarray(pred)):
+        res = _compiled(true_graph)(*ops, *[consts[i] for i in true_idx])
+    else:
+        res = _compiled(false_graph)(*ops, *[consts[i] for i in false_idx])
+    return tuple(np.asarray(r) for r in res)
+
+
+def _cond_vjp(ctx, *gs):
+    a = ctx.attrs
+    pred = ctx.inputs[0]
+    ins = ctx.inputs[1:]
+    n_ops = a["n_ops"]
+    ops, consts = ins[:n_ops], ins[n_ops:]
+    from ..autograd.engine import grad as _grad
+    from ..ops.elementwise import zeros_like
+
+    def make_bwd(graph, idx):
+        traced = graph.meta["traced"]
+
+        def bwd(*flat):
+            xs = flat[:len(ins)]
+            g = flat[len(ins):]
+            req = [t.detach().requires_grad_(t.dtype.is_floating_point) for t in xs]
+            use = list(req[:n_ops]) + [req[n_ops + i] for i in idx]
+            out = replay(traced, use)
+            pairs = [(o, gg) for o, gg in zip(out, g) if o.requires_grad]
+            diff = [t for t in req if t.requires_grad]
+            grads = _grad([o for o, _ in pairs], diff, [gg for _, gg in pairs], allow_unused=True) \
+                if pairs and diff else ()
+            it = iter(grads)
+            full = [next(it) if t.requires_grad else None for t in req]
+            return tuple(gg if gg is not None else zeros_like(t) for gg, t in zip(full, req))
+        return bwd
+
+    avals = _avals_of(ins) + _avals_of(gs)
+    tg, tl, _ = trace_subgraph(make_bwd(a["true_graph"], a["true_idx"]), avals, "cond_true_bwd", grad=True)
+    fg, fl, _ = trace_subgraph(make_bwd(a["false_graph"], a["false_idx"]), avals, "cond_false_bwd", grad=True)
+    n_all = len(ins) + len(gs)
+    res = apply(COND, pred, *ins, *gs, true_graph=tg, false_graph=fg, n_ops=n_all, true_idx=(), false_idx=())
+    return (None,) + tuple(res)
+
+
+COND = register("cond", infer=_cond_infer, impl=_cond_impl, vjp=_cond_vjp, save_in=range(0, 4096),
+                multi_out=True, family="control")
+
+
+@api
+def cond(pred, true_fn, false_fn, *operands):
+    """``true_fn(*operands)`` if ``pred`` else ``false_fn(*operands)``; in a compiled function both
+    branches are traced and the choice is made at run time from the value of ``pred``.
+
+    >>> import danlu as dl
+    >>> x = dl.tensor([1.0, -2.0])
+    >>> dl.cond(x.sum() > 0, lambda t: t * 2, lambda t: -t, x)
+    tensor([-1.,  2.])
+    """
+    from .compile import flatten, unflatten
+
+    tracer = _tracing()
+    if tracer is None or not (isinstance(pred, Tensor) and isinstance(pred._data, Value)):
+        return true_fn(*operands) if bool(pred) else false_fn(*operands)
+    if pred.numel() != 1:
+        raise ValueError(f"cond: pred must have one element, got {describe(pred)}")
+    if pred.dtype is not _dt.bool_:
+        pred = pred != 0
+    ops = list(operands)
+    for o in ops:
+        if not isinstance(o, Tensor):
+            raise TypeError(f"cond: operands must be tensors, got {type(o).__name__}")
+    specs = {}
+
+    def wrap(fn, key):
+        def run(*xs):
+            out = fn(*xs)
+            leaves, spec = flatten(out)
+            specs[key] = spec
+            return tuple(leaves)
+        return run
+
+    avals = _avals_of(ops)
+    tg, tc, _ = trace_subgraph(wrap(true_fn, "t"), avals, "cond_true")
+    fg, fc, _ = trace_subgraph(wrap(false_fn, "f"), avals, "cond_false")
+    if specs["t"] != specs["f"] or [(tuple(v.shape), v.dtype) for v in tg.outputs] != \
+            [(tuple(v.shape), v.dtype) for v in fg.outputs]:
+        raise TypeError("cond: both branches must return the same structure of tensors with the same shapes and "
+                        f"dtypes; got {[v.aval_str() for v in tg.outputs]} and {[v.aval_str() for v in fg.outputs]}")
+    consts, index = [], {}
+    for v in tc + fc:
+        if v.id not in index:
+            index[v.id] = len(consts)
+            consts.append(v)
+    t_idx = tuple(index[v.id] for v in tc)
+    f_idx = tuple(index[v.id] for v in fc)
+    const_tensors = [_outer_tensor(tracer, v) for v in consts]
+    res = apply(COND, pred, *ops, *const_tensors, true_graph=tg, false_graph=fg, n_ops=len(ops),
+                true_idx=t_idx, false_idx=f_idx)
+    return unflatten(specs["t"], list(res))
+
+
+# -- while_loop -----------------------------------------------------------------------------------
+
+def _while_infer(*ins, cond_graph, body_graph, n_carry, cond_idx, body_idx):
+    return tuple(_aval(v) for v in body_graph.outputs)
+
+
+def _while_impl(*arrays, cond_graph, body_graph, n_carry, cond_idx, body_idx):
+    carry, consts = list(arrays[:n_carry]), arrays[n_carry:]
+    cg, bg = _compiled(cond_graph), _compiled(body_graph)
+    cc = [consts[i] for i in cond_idx]
+    bc = [consts[i] for i in body_idx]
+    while bool(np.asarray(cg(*carry, *cc)[0])):
+        carry = [np.asarray(r) for r in bg(*carry, *bc)]
+    return tuple(carry)
+
+
+def _while_vjp(ctx, *gs):
+    raise RuntimeError("while_loop: differentiating through a while_loop inside a compiled function is not "
+                       "supported (the number of iterations is unknown when the graph is built); use scan with "
+                       "a fixed length, or run the loop eagerly")
+
+
+WHILE_LOOP = register("while_loop", infer=_while_infer, impl=_while_impl, vjp=_while_vjp, multi_out=True,
+                      family="control")
+
+
+@api
+def while_loop(cond_fn, body_fn, init):
+    """``carry = init; while cond_fn(carry): carry = body_fn(carry)``; returns the final carry.
+
+    In a compiled function both functions are traced once and the loop runs in the generated code.
+
+    >>> import danlu as dl
+    >>> dl.while_loop(lambda c: c[0] < 10, lambda c: (c[0] * 2, c[1] + 1), (dl.tensor(1), dl.tensor(0)))
+    (tensor(16), tensor(4))
+    """
+    from .compile import flatten, unflatten
+
+    tracer = _tracing()
+    if tracer is None:
+        carry = init
+        while bool(cond_fn(carry)):
+            carry = body_fn(carry)
+        return carry
+    leaves, spec = flatten(init)
+    for c in leaves:
+        if not isinstance(c, Tensor):
+            raise TypeError(f"while_loop: init must hold tensors, got {type(c).__name__}")
+    avals = _avals_of(leaves)
+
+    def cond_run(*xs):
+        out = cond_fn(unflatten(spec, list(xs)))
+        if not isinstance(out, Tensor) or out.numel() != 1:
+            raise TypeError("while_loop: cond_fn must return a one-element tensor")
+        return (out if out.dtype is _dt.bool_ else out != 0,)
+
+    def body_run(*xs):
+        out = body_fn(unflatten(spec, list(xs)))
+        o_leaves, o_spec = flatten(out)
+        if o_spec != spec:
+            raise TypeError("while_loop: body_fn must return the same structure as init")
+        for a_, b_ in zip(o_leaves, xs):
+            if tuple(a_.shape) != tuple(b_.shape) or a_.dtype is not b_.dtype:
+                raise TypeError(f"while_loop: the body changed a carry from {describe(b_)} to {describe(a_)}")
+        return tuple(o_leaves)
+
+    cg, cc, _ = trace_subgraph(cond_run, avals, "while_cond")
+    bg, bc, _ = trace_subgraph(body_run, avals, "while_body")
+    consts, index = [], {}
+    for v in cc + bc:
+        if v.id not in index:
+            index[v.id] = len(consts)
+            consts.append(v)
+    const_tensors = [_outer_tensor(tracer, v) for v in consts]
+    res = apply(WHILE_LOOP, *leaves, *const_tensors, cond_graph=cg, body_graph=bg, n_carry=len(leaves),
+                cond_idx=tuple(index[v.id] for v in cc), body_idx=tuple(index[v.id] for v in bc))
+    return unflatten(spec, list(res))
