@@ -108,7 +108,7 @@ class _Entry:
                 return why
         for t, shape, dt, grad_none in self.guards:
             d = t._data
-            if d.shape != shape or d.dtype.str != dt or (t._grad is None) != grad_none:
+            if d.shape != shape or d.dtype.str != dt or (grad_none is not None and (t._grad is None) != grad_none):
                 return f"captured tensor {tuple(d.shape)} {d.dtype} changed (was {shape} {dt}, grad None={grad_none})"
         return None
 
@@ -135,7 +135,7 @@ class CompiledFunction:
     """The callable ``danlu.compile`` returns."""
 
     def __init__(self, fn, *, fallback: str = "error", check: bool = False, name: str | None = None,
-                 optimize: bool = True, dynamic=None):
+                 optimize: bool = True, dynamic=None, warmup: int = 1):
         if fallback not in ("error", "eager"):
             raise ValueError(f"compile: fallback must be 'error' or 'eager', got {fallback!r}")
         self.fn = fn
@@ -143,6 +143,8 @@ class CompiledFunction:
         self.check = check
         self.optimize = optimize
         self.dynamic = dynamic
+        self.warmup = warmup
+        self.calls: dict = {}
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
         self.cache: dict = {}
         self.eager_signatures: dict = {}
@@ -196,6 +198,11 @@ class CompiledFunction:
                 if reason is None:
                     entry = e
                     break
+            if entry is None and self.calls.get(sig, 0) < self.warmup:
+                # Warm-up: run eagerly first, so state that code creates lazily on its first call
+                # (optimizer buffers, caches) exists as ordinary tensors before the function is traced.
+                self.calls[sig] = self.calls.get(sig, 0) + 1
+                return self.fn(*args, **kwargs)
             if entry is None:
                 log.info("compile %s: %s", self.name, reason or self._why_new(sig))
                 entry = self._compile(sig, leaves, spec, args, kwargs)
@@ -339,6 +346,9 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
                 entry.cot_values = [c._data for c in cots]
                 entry.diff_out_index = [outputs.index(tracer.value_of(o)) for o in diff_out]
     finally:
+        # A trace depends on a tensor's .grad from before the call only if it kept (and so may have read
+        # or accumulated into) that very grad; a zero_grad(set_to_none) or a fresh backward replaces it.
+        kept_grad = {k: tracer.bound[k][0]._grad is tracer.bound[k][3] for k in tracer.order}
         tracer.restore()
     for k in tracer.order:
         t, v, data = tracer.bound[k][:3]
@@ -346,7 +356,7 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
             entry.inputs.append(("arg", arg_ids[id(t)]))
         else:
             entry.inputs.append(("cap", t))
-            entry.guards.append((t, tuple(data.shape), data.dtype.str, t._grad is None))
+            entry.guards.append((t, tuple(data.shape), data.dtype.str, (t._grad is None) if kept_grad[k] else None))
     graph.lint()
     if entry.diff_in:
         from .autodiff import split_forward_backward
@@ -394,10 +404,15 @@ def _param_owners(fn):
 
 
 def compile(fn=None, *, fallback: str = "error", check: bool = False, name: str | None = None,  # noqa: A001
-            optimize: bool = True, dynamic=None):
+            optimize: bool = True, dynamic=None, warmup: int = 1):
     """Compile a function or Module into an optimized graph, traced once per input signature.
 
-    Usable as ``dl.compile(fn)`` or as a decorator (with or without arguments).
+    Usable as ``dl.compile(fn)`` or as a decorator (with or without arguments). The first ``warmup``
+    calls of each signature run eagerly (so lazily created state, such as optimizer buffers, exists
+    before tracing); later calls run the compiled graph. ``dynamic`` marks dimensions that may change
+    without retracing (``True``: dim 0 of every tensor argument; ``{arg index: dims}``); ``fallback=
+    "eager"`` runs functions with data-dependent Python control flow eagerly (logged); ``check=True``
+    compares every call with eager execution and names the first node that differs.
 
     >>> import danlu as dl
     >>> @dl.compile
@@ -406,7 +421,7 @@ def compile(fn=None, *, fallback: str = "error", check: bool = False, name: str 
     >>> f(dl.ones(3))
     tensor(9.)
     """
-    kw = dict(fallback=fallback, check=check, name=name, optimize=optimize, dynamic=dynamic)
+    kw = dict(fallback=fallback, check=check, name=name, optimize=optimize, dynamic=dynamic, warmup=warmup)
     if fn is None:
         return lambda f: CompiledFunction(f, **kw)
     return CompiledFunction(fn, **kw)
