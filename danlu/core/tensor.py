@@ -163,6 +163,10 @@ class Tensor:
 
     @property
     def grad(self):
+        from .dispatch import _active_interps, state
+
+        if _active_interps[0] and hasattr(state.interp, "on_grad_read"):
+            state.interp.on_grad_read(self, self._grad)
         if self._node is not None and self._grad is None and not self._retains():
             import warnings
 

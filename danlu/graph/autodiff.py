@@ -100,7 +100,9 @@ class _CompiledOp:
 
 
 def attach_backward(entry, leaves, outs, res) -> None:
-    diff = [leaves[ref] if kind == "arg" else ref for kind, ref in entry.diff_in]
+    from .compile import resolve
+
+    diff = [resolve(kind, ref, leaves) for kind, ref in entry.diff_in]
     if not any(t._rg for t in diff):
         return
     op = entry.__dict__.setdefault("_op", _CompiledOp(entry, entry.graph.name))

@@ -118,6 +118,42 @@ def generate_source(graph: Graph, fn_name: str = "forward"):
     return "\n".join(lines) + "\n", ns, line_node
 
 
+def python_source(graph: Graph, fn_name: str = "forward") -> str:
+    """Standalone, runnable Python for ``graph``: kernels are looked up in the op registry by name and
+    constants are array literals (large ones come from a ``CONSTS`` dict the caller provides)."""
+    src, ns, _ = generate_source(graph, fn_name)
+    head = ["import numpy as np", "from danlu.core.registry import get_op", "from danlu.core import dtypes", ""]
+    for name, v in ns.items():
+        if name.startswith("k_"):
+            op_name = name[2:]
+            if getattr(v, "__self__", None) is not None or op_name.startswith("fused"):
+                head.append(f"{name} = CONSTS[{name!r}]  # fused kernel: {getattr(v, '__name__', '')}")
+            else:
+                head.append(f"{name} = get_op({_op_name_of(graph, name)!r}).impl['cpu']")
+        elif name.startswith("dtype_"):
+            head.append(f"{name} = dtypes.{name[6:] if name[6:] != 'bool' else 'bool_'}")
+        elif name == "_asarray":
+            head.append("_asarray = np.asarray")
+        elif isinstance(v, np.ndarray) and v.size <= 16:
+            head.append(f"{name} = np.array({v.tolist()!r}, dtype=np.{v.dtype.name})")
+        else:
+            head.append(f"{name} = CONSTS[{name!r}]")
+    return "\n".join(head) + "\n\n" + src
+
+
+def _op_name_of(graph: Graph, kname: str) -> str:
+    for n in graph.nodes:
+        if f"k_{n.op.name}" == kname or kname.startswith(f"k_{n.op.name}_"):
+            return n.op.name
+    return kname[2:]
+
+
+def source_namespace(graph: Graph) -> dict:
+    """The CONSTS mapping :func:`python_source` expects."""
+    _src, ns, _ = generate_source(graph)
+    return {k: v for k, v in ns.items()}
+
+
 class _ValueRef:
     __slots__ = ("id",)
 

@@ -79,13 +79,27 @@ def _leaf_key(x, dyn=()):
         return ("O", id(x))
 
 
+def resolve(kind, ref, leaves):
+    """The tensor an input plan entry names: an argument, a captured tensor, or the current ``.grad``
+    of a tensor (a gradient read through ``.grad`` is looked up again at every call)."""
+    if kind == "arg":
+        return leaves[ref]
+    if kind == "cap":
+        return ref
+    g = ref._grad
+    if g is None:
+        raise RuntimeError("a compiled function reads the .grad of a tensor whose .grad is None now (it was set "
+                           "when the function was traced); run backward before calling it")
+    return g
+
+
 class _Entry:
     """One compiled graph for one signature, with the plans to feed it and to use its results."""
 
     def __init__(self):
         self.compiled: CompiledGraph | None = None
         self.graph: Graph | None = None
-        self.inputs: list = []        # ("arg", leaf index) or ("cap", tensor)
+        self.inputs: list = []        # ("arg", leaf index), ("cap", tensor) or ("grad", owner tensor)
         self.n_user = 0
         self.out_spec = None
         self.out_leaf_kind: list = []  # per user-output leaf: ("T", out index) or ("V", value)
@@ -106,21 +120,25 @@ class _Entry:
             why = self.env.check(sizes)
             if why:
                 return why
-        for t, shape, dt, grad_none in self.guards:
+        for kind, t, shape, dt, grad_none in self.guards:
+            if kind == "grad":
+                if t._grad is None:
+                    return "a .grad the function reads is None now"
+                t = t._grad
             d = t._data
             if d.shape != shape or d.dtype.str != dt or (grad_none is not None and (t._grad is None) != grad_none):
                 return f"captured tensor {tuple(d.shape)} {d.dtype} changed (was {shape} {dt}, grad None={grad_none})"
         return None
 
     def run(self, leaves):
-        arrays = [leaves[ref]._data if kind == "arg" else ref._data for kind, ref in self.inputs]
+        arrays = [resolve(kind, ref, leaves)._data for kind, ref in self.inputs]
         res = self.compiled(*arrays)
         for kind, ref, k in self.writes:
-            t = leaves[ref] if kind == "arg" else ref
+            t = resolve(kind, ref, leaves)
             np.copyto(t._data, res[k], casting="unsafe")
             dispatch.bump_version(t)
         for kind, ref, k in self.grads:
-            t = leaves[ref] if kind == "arg" else ref
+            t = resolve(kind, ref, leaves)
             t._grad = _wrap(res[k])
         outs = [_wrap(res[v]) if kind == "T" else v for kind, v in self.out_leaf_kind]
         if self.backward is not None and dispatch.state.grad_enabled:
@@ -211,7 +229,7 @@ class CompiledFunction:
             if self.check:
                 from .check import check_against_eager
 
-                entry.traced.meta["check_inputs"] = [leaves[ref]._data.copy() if kind == "arg" else ref._data.copy()
+                entry.traced.meta["check_inputs"] = [resolve(kind, ref, leaves)._data.copy()
                                                      for kind, ref in entry.inputs]
                 check_against_eager(self, entry, args, kwargs, getattr(self, "check_rtol", 1e-4),
                                     getattr(self, "check_atol", 1e-5))
@@ -329,10 +347,10 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
             entry.out_spec = out_spec
             diff = _differentiable_outputs(out_leaves, tracer)
             for t, _v0, v in tracer.mutations():
-                entry.writes.append((*_ref(t, arg_ids), len(outputs)))
+                entry.writes.append((*_ref(t, arg_ids, tracer), len(outputs)))
                 outputs.append(v)
             for t, v in tracer.grad_outputs():
-                entry.grads.append((*_ref(t, arg_ids), len(outputs)))
+                entry.grads.append((*_ref(t, arg_ids, tracer), len(outputs)))
                 outputs.append(v)
             graph.outputs = outputs
             if diff is not None:
@@ -341,7 +359,7 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
                 from ..autograd.engine import grad as _grad
 
                 grads = _grad(diff_out, diff_in, cots, allow_unused=True)
-                entry.diff_in = [_ref(t, arg_ids) for t in diff_in]
+                entry.diff_in = [_ref(t, arg_ids, tracer) for t in diff_in]
                 entry.grad_values = [None if g is None else tracer.value_of(g) for g in grads]
                 entry.cot_values = [c._data for c in cots]
                 entry.diff_out_index = [outputs.index(tracer.value_of(o)) for o in diff_out]
@@ -355,8 +373,10 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
         if id(t) in arg_ids:
             entry.inputs.append(("arg", arg_ids[id(t)]))
         else:
-            entry.inputs.append(("cap", t))
-            entry.guards.append((t, tuple(data.shape), data.dtype.str, (t._grad is None) if kept_grad[k] else None))
+            ref = _ref(t, arg_ids, tracer)
+            entry.inputs.append(ref)
+            entry.guards.append((ref[0], ref[1], tuple(data.shape), data.dtype.str,
+                                 (t._grad is None) if kept_grad[k] else None))
     graph.lint()
     if entry.diff_in:
         from .autodiff import split_forward_backward
@@ -390,8 +410,11 @@ def tracer_input(tracer, like: Tensor, name: str) -> Tensor:
     return _wrap(v)
 
 
-def _ref(t, arg_ids):
-    return ("arg", arg_ids[id(t)]) if id(t) in arg_ids else ("cap", t)
+def _ref(t, arg_ids, tracer=None):
+    if id(t) in arg_ids:
+        return ("arg", arg_ids[id(t)])
+    owner = tracer.grad_owner.get(id(t)) if tracer is not None else None
+    return ("grad", owner) if owner is not None else ("cap", t)
 
 
 def _param_owners(fn):

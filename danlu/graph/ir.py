@@ -214,6 +214,12 @@ class Graph:
     def summary(self) -> str:
         return str(self)
 
+    def python_source(self, fn_name: str = "forward") -> str:
+        """Runnable Python for this graph (see ``danlu.graph.codegen.python_source``)."""
+        from .codegen import python_source
+
+        return python_source(self, fn_name)
+
     def __repr__(self):
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
 

@@ -26,6 +26,7 @@ class Tracer:
         self.bound: dict[int, tuple] = {}     # id(tensor) -> (tensor, initial Value, original data, grad)
         self.order: list[int] = []
         self.backward_ran = False
+        self.grad_owner: dict[int, Tensor] = {}   # id(grad tensor) -> the tensor whose .grad it was read as
 
     # -- binding tensors to graph inputs ------------------------------------------------------
     def bind(self, t: Tensor, name: str, shape=None) -> Value:
@@ -81,6 +82,20 @@ class Tracer:
                 "it); write the update out of place, e.g. x[0] = x[0] + 1 instead of x[0].add_(1)")
         self.value_of(target)
         target._data = res._data
+
+    def on_grad_read(self, owner: Tensor, g: Tensor) -> None:
+        """``owner.grad`` was read while tracing: bind that gradient by its path, not by identity, so later
+        calls read whatever ``owner.grad`` is then (backward replaces the tensor)."""
+        if g is None or isinstance(g._data, Value) or id(g) in self.bound:
+            return
+        self.grad_owner[id(g)] = owner
+        self.bind(g, f"{self._name_of(owner)}.grad")
+
+    def _name_of(self, t):
+        ent = self.bound.get(id(t))
+        if ent is not None:
+            return self.graph.input_names[self.graph.inputs.index(ent[1])]
+        return f"cap{len(self.bound)}"
 
     def note_grad(self, var: Tensor) -> None:
         """The engine set ``var.grad`` while tracing."""

@@ -225,3 +225,32 @@ def test_no_grad_signature_differs_from_grad():
     y1 = cf(x)
     assert y0.grad_fn is None and y1.grad_fn is not None
     assert cf.compiles == 2
+
+
+def test_graph_prints_as_runnable_python_that_round_trips():
+    from danlu.graph.codegen import source_namespace
+
+    def f(x, w):
+        return (x @ w).relu().sum(1, keepdim=True) + dl.ones(1)
+
+    cf = dl.compile(f, optimize=False, warmup=0)
+    x, w = dl.randn(4, 3), dl.randn(3, 2)
+    g = cf.graph_for(x, w)
+    text = str(g)
+    assert "matmul(%arg0, %arg1)" in text and "f32[4, 2]" in text
+    src = g.python_source()
+    ns = {"CONSTS": source_namespace(g)}
+    exec(src, ns)
+    (out,) = ns["forward"](x.numpy(), w.numpy())
+    np.testing.assert_allclose(out, f(x, w).numpy(), rtol=1e-6)
+
+
+def test_grad_read_through_attribute_is_looked_up_each_call():
+    w = dl.ones(2, requires_grad=True)
+    f = dl.compile(lambda: w.grad * 1, warmup=0)
+    (w * 2).sum().backward()
+    assert f().tolist() == [2.0, 2.0]
+    w.grad = None
+    (w * 3).sum().backward()
+    assert f().tolist() == [3.0, 3.0]
+    assert f.compiles == 1
