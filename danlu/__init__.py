@@ -6,7 +6,14 @@
 tensor([2., 4.])
 """
 
-from .core.dtypes import (  # noqa: F401
+import warnings as _warnings
+
+# NumPy reports 0/0, log(0), overflow... as RuntimeWarnings; PyTorch returns nan/inf silently, and so do
+# danlu's kernels (the filter only matches warnings raised from danlu's own modules and generated code).
+_warnings.filterwarnings("ignore", message=r"(divide by zero|invalid value|overflow|underflow) encountered",
+                         category=RuntimeWarning, module=r"danlu(\.|$)")
+
+from .core.dtypes import (  # noqa: F401,E402
     DType, bool_ as bool, float16, float32, float64, half, double, int8, int16, int32, int64, uint8, short,
     long, get_default_dtype, set_default_dtype, promote_types, result_type, can_cast, finfo, iinfo,
 )

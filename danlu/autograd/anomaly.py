@@ -18,7 +18,7 @@ class detect_anomaly:
     ...     try:
     ...         y.backward()
     ...     except RuntimeError as e:
-    ...         print(str(e).splitlines()[0][:50])
+    ...         print(str(e).split(" in its")[0])
     Function 'SqrtBackward0' returned nan or inf values
     """
 

@@ -9,7 +9,7 @@ shapes here, once, for every op.
 from __future__ import annotations
 
 from ..core.dispatch import CONVERT, _edge, apply, state
-from ..core.errors import format_location
+from ..core.errors import api, format_location
 from ..core.tape import AccumulateGrad
 from ..core.tensor import Tensor
 
@@ -88,6 +88,12 @@ def _run(roots, *, retain_graph: bool, create_graph: bool, capture=None, accumul
         needed = _needed(roots, targets)
     deps: dict = {}
     stack = list(dict.fromkeys(r[0][0] for r in roots))  # two roots may share a (multi-output) node
+    for n in stack:
+        if n.released:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (node {n.name()}), or to use saved "
+                "values after they were freed. Pass retain_graph=True to the first backward() or "
+                "autograd.grad() call if you need to backward through the graph again.")
     visited = set(stack)
     while stack:
         for e in stack.pop().edges:
@@ -222,6 +228,14 @@ def _call_vjp(node, grads):
             f"Trying to backward through the graph a second time (node {node.name()}), or to use saved "
             "values after they were freed. Pass retain_graph=True to the first backward() or "
             "autograd.grad() call if you need to backward through the graph again.")
+    if node.out_vc is not None:
+        for k, (c, v) in enumerate(zip(node.out_vc, node.out_versions)):
+            if c[0] != v:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: output {k} of {node.name()} is at version {c[0]}; expected version {v} "
+                    "instead. Use the out-of-place op, or clone() the result before modifying it."
+                    + (f"\nThe forward call that saved it:\n{format_location(node.loc)}" if node.loc else ""))
     versions = node.versions
     if versions is not None:
         for i, t in enumerate(node.saved):
@@ -298,6 +312,7 @@ def _owns(data) -> bool:
     return base is None and getattr(data, "flags", None) is not None and data.flags.writeable
 
 
+@api
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Compute gradients of ``tensors`` and accumulate them into the leaves' ``.grad``.
 
@@ -319,19 +334,31 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if retain_graph is None:
         retain_graph = create_graph
     roots = [_make_root(t, g, i) for i, (t, g) in enumerate(zip(tensors, grad_tensors))]
-    only = None
+    only = capture = None
     if inputs is not None:
         if isinstance(inputs, Tensor):
             inputs = (inputs,)
-        only = set()
-        for t in inputs:
-            if t._node is not None:
-                raise RuntimeError("backward(inputs=...): only leaf tensors are supported as inputs by danlu; "
-                                   "use autograd.grad() for non-leaf tensors")
-            only.add(_edge(t)[0])
-    _run(roots, retain_graph=retain_graph, create_graph=create_graph, only=only)
+        inputs = tuple(inputs)
+        if not inputs:
+            raise RuntimeError("backward: 'inputs' argument to backward() cannot be empty; pass the tensors to "
+                               "accumulate gradients into, or leave it out")
+        only, capture = set(), {}
+        for i, t in enumerate(inputs):
+            if not isinstance(t, Tensor) or not t._rg:
+                raise RuntimeError(f"backward: input {i} of 'inputs' does not require grad")
+            if t._node is None:
+                only.add(_edge(t)[0])
+            else:
+                capture[_edge(t)] = t  # a non-leaf: its gradient goes into its .grad, as in PyTorch
+    results = _run(roots, retain_graph=retain_graph, create_graph=create_graph, only=only, capture=capture or None)
+    for t, g in results.items():
+        m = (tuple(t.shape), t.dtype)
+        if tuple(g.shape) != m[0] or g.dtype is not m[1]:
+            g = _reduce_to(g, m[0], m[1])
+        t._grad = g.detach() if t._grad is None and not create_graph else (t._grad + g if t._grad is not None else g)
 
 
+@api
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
          is_grads_batched=False, materialize_grads=False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned rather than accumulated.

@@ -29,7 +29,7 @@ class FunctionCtx:
     def saved_tensors(self):
         from ..autograd.engine import _version_error
 
-        for i, (t, v) in enumerate(zip(self._saved, self._versions)):
+        for i, (t, v) in enumerate(zip(self._saved, self._versions, strict=True)):
             if isinstance(t, Tensor) and t._version != v:
                 raise _version_error(self._node, i, t, v)
         return self._saved
@@ -123,7 +123,11 @@ def _apply(cls, args, kwargs):
     outs = (out,) if single else tuple(out)
     node = FunctionNode(cls._op, ctx, tuple(_edge(a) if isinstance(a, Tensor) and a._rg else None for a in args),
                         tuple((tuple(a.shape), a.dtype) if isinstance(a, Tensor) else None for a in args))
-    node.out_meta = tuple((tuple(o.shape), o.dtype) if isinstance(o, Tensor) else ((), None) for o in outs)
+    # The engine fills a missing cotangent with zeros only where out_meta names a dtype: leaving the
+    # dtype out is how ctx.set_materialize_grads(False) makes backward receive None instead.
+    mat = ctx.materialize_grads
+    node.out_meta = tuple((tuple(o.shape), o.dtype if mat else None) if isinstance(o, Tensor) else ((), None)
+                          for o in outs)
     ctx._node = node
     if state.anomaly:
         from ..core.errors import user_frame

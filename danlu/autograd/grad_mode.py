@@ -17,6 +17,12 @@ __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_g
 class _GradMode:
     _mode = True
 
+    def __new__(cls, *args):
+        # A bare class as a decorator (``@danlu.no_grad``, as torch allows) gets the function here.
+        if len(args) == 1 and callable(args[0]) and cls is not set_grad_enabled:
+            return cls()(args[0])
+        return super().__new__(cls)
+
     def __enter__(self):
         self._prev = state.grad_enabled
         state.grad_enabled = self._mode
@@ -31,17 +37,32 @@ class _GradMode:
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
             def gen_wrapper(*args, **kwargs):
+                # The mode holds only while the generator's own code runs: between yields the
+                # caller's mode is back in force. throw() and close() are forwarded under the mode.
                 gen = fn(*args, **kwargs)
-                value = None
+                step, arg = gen.send, None
                 while True:
                     prev = state.grad_enabled
                     state.grad_enabled = mode
                     try:
-                        value = yield gen.send(value)
+                        out = step(arg)
                     except StopIteration as e:
                         return e.value
                     finally:
                         state.grad_enabled = prev
+                    try:
+                        arg = yield out
+                        step = gen.send
+                    except GeneratorExit:
+                        prev = state.grad_enabled
+                        state.grad_enabled = mode
+                        try:
+                            gen.close()
+                        finally:
+                            state.grad_enabled = prev
+                        raise
+                    except BaseException as e:  # forwarded into the generator, as Python does
+                        step, arg = gen.throw, e
             return gen_wrapper
 
         @functools.wraps(fn)
@@ -56,7 +77,7 @@ class _GradMode:
 
 
 class no_grad(_GradMode):
-    """Disable gradient recording, as a context manager or decorator.
+    """Disable gradient recording, as a context manager or decorator (``@no_grad()`` or ``@no_grad``).
 
     >>> import danlu as dl
     >>> x = dl.ones(2, requires_grad=True)

@@ -26,15 +26,23 @@ def _flat_outputs(fn, inputs):
     return [o for o in out if isinstance(o, Tensor) and o.dtype.is_floating_point]
 
 
+def _differentiable(x) -> bool:
+    return isinstance(x, Tensor) and x.requires_grad
+
+
+def _empty_jacobian(outs, inputs):
+    """J[k][i]: d out_k / d input_i as a (out_k.numel(), input_i.numel()) array; None for non-tensors."""
+    return [[np.zeros((o.numel(), x.numel())) if isinstance(x, Tensor) else None for x in inputs] for o in outs]
+
+
 def _numerical_jacobian(fn, inputs, eps):
-    """J[k][i] : d out_k / d input_i, as arrays of shape (out_k.numel(), input_i.numel())."""
     from .grad_mode import no_grad
 
     with no_grad():
         outs0 = _flat_outputs(fn, inputs)
-    jac = [[np.zeros((o.numel(), x.numel())) for x in inputs] for o in outs0]
+    jac = _empty_jacobian(outs0, inputs)
     for i, x in enumerate(inputs):
-        if not (isinstance(x, Tensor) and x.requires_grad):
+        if not _differentiable(x):
             continue
         flat = x._data.flat  # writes through, even for non-contiguous inputs
         for j in range(x._data.size):
@@ -55,8 +63,8 @@ def _analytical_jacobian(fn, inputs):
     from ..ops.elementwise import zeros_like
 
     outs = _flat_outputs(fn, inputs)
-    diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
-    jac = [[np.zeros((o.numel(), x.numel())) for x in inputs] for o in outs]
+    diff = [x for x in inputs if _differentiable(x)]
+    jac = _empty_jacobian(outs, inputs)
     for k, o in enumerate(outs):
         if not o.requires_grad:
             continue
@@ -66,7 +74,7 @@ def _analytical_jacobian(fn, inputs):
             grads = _grad(o, diff, g, retain_graph=True, allow_unused=True)
             it = iter(grads)
             for i, x in enumerate(inputs):
-                if isinstance(x, Tensor) and x.requires_grad:
+                if _differentiable(x):
                     gi = next(it)
                     if gi is not None:
                         jac[k][i][r] = gi._data.astype(np.float64).reshape(-1)
@@ -84,13 +92,18 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     """
     inputs = _as_tuple(inputs)
     for i, x in enumerate(inputs):
-        if isinstance(x, Tensor) and x.requires_grad and x.dtype.name != "float64":
+        if _differentiable(x) and x.dtype.name != "float64":
             raise GradcheckError(f"gradcheck: input {i} is {x.dtype.name}; gradcheck needs float64 inputs for "
                                  "meaningful finite differences (use .double())")
     num = _numerical_jacobian(func, inputs, eps)
     ana = _analytical_jacobian(func, inputs)
-    for k, (nrow, arow) in enumerate(zip(num, ana)):
-        for i, (n, a) in enumerate(zip(nrow, arow)):
+    if len(num) != len(ana):
+        raise GradcheckError(f"gradcheck: the function gave {len(num)} floating outputs with grad mode off but "
+                             f"{len(ana)} with it on; it must compute the same outputs either way")
+    for k, (nrow, arow) in enumerate(zip(num, ana, strict=True)):
+        for i, (n, a) in enumerate(zip(nrow, arow, strict=True)):
+            if n is None:
+                continue
             if not np.allclose(a, n, rtol=rtol, atol=atol, equal_nan=True):
                 if raise_exception:
                     bad = np.argmax(np.abs(a - n) - atol - rtol * np.abs(n))
@@ -113,6 +126,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
     True
     """
     from .engine import grad as _grad
+    from .grad_mode import enable_grad
     from ..ops.random import randn
 
     inputs = _as_tuple(inputs)
@@ -121,15 +135,23 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
         grad_outputs = tuple(randn(*o.shape, dtype=o.dtype, requires_grad=True) for o in outs)
     else:
         grad_outputs = tuple(g.detach().requires_grad_(True) for g in _as_tuple(grad_outputs))
+    if len(grad_outputs) != len(outs):
+        raise GradcheckError(f"gradgradcheck: got {len(grad_outputs)} grad_outputs for {len(outs)} floating outputs")
     n_in = len(inputs)
-    diff_idx = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    diff_idx = [i for i, x in enumerate(inputs) if _differentiable(x)]
 
     def first_order(*args):
-        xs, gs = args[:n_in], args[n_in:]
-        outs = [o for o in _flat_outputs(func, xs) if o.requires_grad]
-        diff = [xs[i] for i in diff_idx]
-        res = _grad(outs, diff, gs[:len(outs)], create_graph=True, allow_unused=True)
-        return tuple(r for r in res if r is not None)
+        # The numerical Jacobian calls this with grad mode off; the vector-Jacobian product inside
+        # needs the forward graph, so it is always recorded here.
+        with enable_grad():
+            xs, gs = args[:n_in], args[n_in:]
+            pairs = [(o, g) for o, g in zip(_flat_outputs(func, xs), gs, strict=True) if o.requires_grad]
+            diff = [xs[i] for i in diff_idx]
+            if not pairs:
+                return ()
+            res = _grad([o for o, _ in pairs], diff, [g for _, g in pairs], create_graph=True,
+                        allow_unused=True, materialize_grads=True)
+        return tuple(res)
 
     return gradcheck(first_order, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
                      raise_exception=raise_exception)

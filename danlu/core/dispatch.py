@@ -116,6 +116,8 @@ def _normalize_args(op, args):
     for a in args:
         if isinstance(a, Tensor) or a.__class__ in _SCALARS:
             out.append(a)
+        elif isinstance(a, np.generic) and a.dtype.kind in "biuf":
+            out.append(a.item())  # NumPy scalars count as Python numbers (weakly typed), as in PyTorch
         elif isinstance(a, (np.ndarray, np.generic)):
             out.append(_from_np(np.asarray(a)))
         elif isinstance(a, (int, float)):
@@ -188,14 +190,22 @@ def apply(op: Op, *args, **attrs):
 
     # 2. The interpreter: eager runs the kernel; others (tracing, ...) take the call.
     if interp is None:
-        if n == 2:
-            a, b = args
-            raw = op.kernel(a if a.__class__ in _SCALARS else a._data, b if b.__class__ in _SCALARS else b._data,
-                            **attrs)
-        elif n == 1:
-            raw = op.kernel(args[0]._data, **attrs)
-        else:
-            raw = op.kernel(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs)
+        try:
+            if n == 2:
+                a, b = args
+                raw = op.kernel(a if a.__class__ in _SCALARS else a._data, b if b.__class__ in _SCALARS else b._data,
+                                **attrs)
+            elif n == 1:
+                raw = op.kernel(args[0]._data, **attrs)
+            else:
+                raw = op.kernel(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs)
+        except OverflowError:
+            raw = _wrapped_int_call(op, args, attrs)
+        except RuntimeWarning:
+            # NumPy's 0/0, log(0)... warnings turned into errors by a warnings filter: PyTorch computes
+            # nan/inf silently, so run the kernel again with floating-point warnings off.
+            with np.errstate(all="ignore"):
+                raw = op.kernel(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs)
         if CHECK:
             _check_kernel(op, raw, entry[1])
     else:
@@ -227,6 +237,17 @@ def apply(op: Op, *args, **attrs):
                 _record(op, args, attrs, outs, raw)
             break
     return outs
+
+
+def _wrapped_int_call(op, args, attrs):
+    """A Python int outside the integer dtype it meets wraps around (as in PyTorch), instead of NumPy's
+    OverflowError."""
+    dt = next((a._data.dtype for a in args if isinstance(a, Tensor) and a._data.dtype.kind in "iu"), None)
+    if dt is None:
+        raise
+    vals = [np.array(a, dtype=np.int64).astype(dt) if a.__class__ is int else
+            (a._data if isinstance(a, Tensor) else a) for a in args]
+    return op.kernel(*vals, **attrs)
 
 
 def _concrete(r, interp) -> bool:
@@ -271,6 +292,11 @@ def _edge(t: Tensor):
     return (acc, 0)
 
 
+def _fresh_vc(t):
+    t._vc = [0]
+    return t._vc
+
+
 def _record(op, args, attrs, outs, raw):
     edges = []
     meta = []
@@ -297,9 +323,12 @@ def _record(op, args, attrs, outs, raw):
         n = len(args)
         saved = [None] * n
         versions = [0] * n
+        save_for = op.save_for
         for i in op.save_in:
             if i >= n:
                 break
+            if save_for and i in save_for and not any(j < n and edges[j] is not None for j in save_for[i]):
+                continue
             a = saved[i] = args[i]
             if isinstance(a, Tensor) and a._vc is not None:
                 versions[i] = a._vc[0]
@@ -307,6 +336,12 @@ def _record(op, args, attrs, outs, raw):
         node.versions = tuple(versions)
     if op.save_out:
         node.out_data = raw
+        # the outputs get their own version counters, so backward notices in-place changes to them
+        if op.multi_out:
+            node.out_vc = [o._vc if o._vc is not None else _fresh_vc(o) for o in outs]
+        else:
+            node.out_vc = [outs._vc if outs._vc is not None else _fresh_vc(outs)]
+        node.out_versions = tuple(c[0] for c in node.out_vc)
     if op.multi_out:
         node.out_meta = tuple((o._data.shape, _NP2DT[o._data.dtype]) for o in outs)
         for i, o in enumerate(outs):
@@ -326,42 +361,45 @@ def _record(op, args, attrs, outs, raw):
 
 # -- in-place ---------------------------------------------------------------------------------------
 
-def apply_inplace(op: Op, target: Tensor, *args, **attrs):
-    """Compute ``op(target, *args)`` and write it into ``target``, as PyTorch's ``x.op_(...)``."""
+def apply_inplace(op: Op, target: Tensor, *args, _method: str | None = None, **attrs):
+    """Compute ``op(target, *args)`` and write it into ``target``, as PyTorch's ``x.op_(...)``.
+
+    ``_method`` is the name the user called (for error messages), e.g. ``"uniform_"``."""
+    name = _method or f"{op.name}_"
     recording = state.grad_enabled and (target._rg or any(isinstance(a, Tensor) and a._rg for a in args))
     if recording:
         if target._rg and target._node is None:
             raise RuntimeError(
-                f"{op.name}_: a leaf tensor that requires grad ({describe(target)}) is being used in an "
+                f"{name}: a leaf tensor that requires grad ({describe(target)}) is being used in an "
                 "in-place operation; wrap the update in `with danlu.no_grad():` or operate on a clone()")
         if target._base is not None:
             raise RuntimeError(
-                f"{op.name}_: in-place modification of a view ({describe(target)}) while autograd is "
+                f"{name}: in-place modification of a view ({describe(target)}) while autograd is "
                 "recording is not supported by danlu (its gradient would need view replay); use the "
                 "out-of-place op, or clone() the view first")
         d = target._data
         old = _wrap(d.copy() if 0 in op.save_in and type(d) is _ndarray else d)
         old._rg, old._node, old._out, old._acc = target._rg, target._node, target._out, target._acc
         res = apply(op, old, *args, **attrs)
-        _write(op, target, res)
+        _write(op, target, res, name)
         # The node keeps its own output array, so later writes to target cannot corrupt it.
         target._node, target._out, target._rg = res._node, 0, res._rg
         return target
     with _no_grad():
         res = apply(op, target, *args, **attrs)
-    _write(op, target, res)
+    _write(op, target, res, name)
     return target
 
 
-def _write(op, target, res):
+def _write(op, target, res, name):
     tdt = _NP2DT[target._data.dtype] if type(target._data) is _ndarray else target.dtype
     rdt = _NP2DT[res._data.dtype] if type(res._data) is _ndarray else res.dtype
     if not _dt.can_cast(rdt, tdt):
-        raise DTypeError(f"{op.name}_: result type {rdt.name} can't be cast to the desired output type "
-                         f"{tdt.name} of the in-place target; use the out-of-place {op.name}() or convert "
-                         "the target with .to(...) first")
+        raise DTypeError(f"{name}: result type {rdt.name} can't be cast to the desired output type "
+                         f"{tdt.name} of the in-place target; use the out-of-place {name.rstrip('_')}() or "
+                         "convert the target with .to(...) first")
     if tuple(res.shape) != tuple(target.shape):
-        raise RuntimeError(f"{op.name}_: output with shape {list(target.shape)} doesn't match the broadcast "
+        raise RuntimeError(f"{name}: output with shape {list(target.shape)} doesn't match the broadcast "
                            f"shape {list(res.shape)}; in-place ops cannot grow their target, use the "
                            "out-of-place op")
     interp = state.interp if _active_interps[0] else None

@@ -8,6 +8,8 @@ operand belongs to a higher category.
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 __all__ = [
@@ -39,7 +41,7 @@ class DType:
     def is_complex(self) -> bool:
         return False
 
-    def to_real(self) -> "DType":
+    def to_real(self) -> DType:
         return self
 
     def __repr__(self) -> str:
@@ -96,8 +98,16 @@ def set_default_dtype(dtype: DType) -> None:
     if not dtype.is_floating_point:
         raise TypeError(f"set_default_dtype: only floating dtypes are allowed, got {dtype}; "
                         "pass danlu.float16, danlu.float32 or danlu.float64")
+    if dtype is _default[0]:
+        return
     _default[0] = dtype
     _result_cache.clear()
+    # Dispatch caches each op's promotion per input signature, and a signature with a Python float
+    # or an integer input of a float op resolves to the default dtype: those entries are now stale.
+    from .registry import REGISTRY
+
+    for op in REGISTRY.values():
+        op.cache.clear()
 
 
 def as_dtype(d) -> DType:
@@ -230,10 +240,11 @@ class finfo:
         if not dtype.is_floating_point:
             raise TypeError(f"finfo: {dtype} is not a floating dtype; use danlu.iinfo for integers")
         fi = np.finfo(dtype.np)
+        pyfloat = builtins.float  # the module-level name ``float`` is danlu.float32
         self.dtype, self.bits = dtype, fi.bits
-        self.eps, self.max, self.min = float(fi.eps), float(fi.max), float(fi.min)
-        self.tiny = self.smallest_normal = float(fi.tiny)
-        self.resolution = float(fi.resolution)
+        self.eps, self.max, self.min = pyfloat(fi.eps), pyfloat(fi.max), pyfloat(fi.min)
+        self.tiny = self.smallest_normal = pyfloat(fi.tiny)
+        self.resolution = 10.0 ** -fi.precision  # exact, as torch (NumPy's is rounded to the dtype)
 
 
 class iinfo:
@@ -249,4 +260,5 @@ class iinfo:
         if dtype.category != 1:
             raise TypeError(f"iinfo: {dtype} is not an integer dtype; use danlu.finfo for floats")
         ii = np.iinfo(dtype.np)
-        self.dtype, self.bits, self.max, self.min = dtype, ii.bits, int(ii.max), int(ii.min)
+        pyint = builtins.int  # the module-level name ``int`` is danlu.int32
+        self.dtype, self.bits, self.max, self.min = dtype, ii.bits, pyint(ii.max), pyint(ii.min)

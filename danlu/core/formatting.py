@@ -57,23 +57,17 @@ class _Formatter:
             absv = np.abs(vals)
             vmin, vmax = absv.min(), absv.max()
             self.int_mode = bool(np.all(vals == np.ceil(vals)))
-            if self.int_mode:
-                if vmax / vmin > 1000.0 or vmax > 1.0e8:
-                    self.sci_mode = True
-                    for v in vals.tolist():
-                        self.max_width = max(self.max_width, len(f"{v:.{p}e}"))
-                else:
-                    for v in vals.tolist():
-                        self.max_width = max(self.max_width, len(f"{v:.0f}") + 1)
-            elif vmax / vmin > 1000.0 or vmax > 1.0e8 or vmin < 1.0e-4:
-                self.sci_mode = True
-                for v in vals.tolist():
-                    self.max_width = max(self.max_width, len(f"{v:.{p}e}"))
+            if PRINT_OPTS.sci_mode is None:
+                self.sci_mode = bool(vmax / vmin > 1000.0 or vmax > 1.0e8 or vmin < 1.0e-4)
+            else:  # a forced mode also decides the column width, so it is set before measuring
+                self.sci_mode = bool(PRINT_OPTS.sci_mode)
+            if self.sci_mode:
+                widths = (len(f"{v:.{p}e}") for v in vals.tolist())
+            elif self.int_mode:
+                widths = (len(f"{v:.0f}") + 1 for v in vals.tolist())  # + 1 for the trailing '.'
             else:
-                for v in vals.tolist():
-                    self.max_width = max(self.max_width, len(f"{v:.{p}f}"))
-        if PRINT_OPTS.sci_mode is not None:
-            self.sci_mode = PRINT_OPTS.sci_mode
+                widths = (len(f"{v:.{p}f}") for v in vals.tolist())
+            self.max_width = max(self.max_width, *widths)
 
     def format(self, v) -> str:
         p = PRINT_OPTS.precision

@@ -19,7 +19,7 @@ class Generator:
 
     >>> import danlu as dl
     >>> g = dl.Generator().manual_seed(0)
-    >>> a = dl.rand(2, generator=g); g.manual_seed(0); bool((a == dl.rand(2, generator=g)).all())
+    >>> a = dl.rand(2, generator=g); _ = g.manual_seed(0); bool((a == dl.rand(2, generator=g)).all())
     True
     """
 

@@ -43,14 +43,14 @@ class Op:
 
     __slots__ = ("name", "infer", "impl", "vjp", "promote", "save_in", "save_out", "elementwise",
                  "view", "random", "reduction", "differentiable", "multi_out", "family", "cache",
-                 "kernel", "extra", "nondiff_args", "__weakref__")
+                 "kernel", "extra", "nondiff_args", "save_for", "__weakref__")
 
     def __init__(self, name: str, *, infer: Callable, impl: Callable | None = None,
                  vjp: Callable | None = None, promote: Callable | None = None,
                  save_in: tuple = (), save_out: bool = False, elementwise: bool = False,
                  view: bool = False, random: bool = False, reduction: bool = False,
                  differentiable: bool = True, multi_out: bool = False, family: str = "",
-                 nondiff_args: tuple = (), extra: dict | None = None):
+                 nondiff_args: tuple = (), extra: dict | None = None, save_for: dict | None = None):
         self.name = name
         self.infer = infer
         self.impl = {}
@@ -69,6 +69,9 @@ class Op:
         self.multi_out = multi_out
         self.family = family
         self.nondiff_args = tuple(nondiff_args)
+        # {saved input index: input indices whose gradient needs it}; an input is saved only when one of
+        # those needs a gradient (so in-place changes to it are allowed otherwise, as in PyTorch)
+        self.save_for = dict(save_for or {})
         self.extra = dict(extra or {})
         self.cache = {}
 

@@ -14,7 +14,7 @@ __all__ = ["Node", "AccumulateGrad", "FunctionNode"]
 
 class Node:
     __slots__ = ("op", "attrs", "edges", "saved", "versions", "in_meta", "out_data", "out_meta",
-                 "pre_hooks", "released", "loc", "__weakref__")
+                 "pre_hooks", "released", "loc", "out_vc", "out_versions", "__weakref__")
 
     def __init__(self, op, attrs, edges, in_meta):
         self.op = op
@@ -28,6 +28,8 @@ class Node:
         self.pre_hooks = None       # {output index: [hook, ...]} from Tensor.register_hook
         self.released = False
         self.loc = None             # user's source line (anomaly mode / tracing)
+        self.out_vc = None          # version counters of saved outputs, and their versions when saved
+        self.out_versions = None
 
     # -- what the VJP rule reads -------------------------------------------------------------
     @property

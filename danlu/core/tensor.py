@@ -20,6 +20,20 @@ _NP2DT = _dt._FROM_NP
 _ndarray = np.ndarray
 
 
+def _boundary(fn):
+    """Errors from these methods end at the caller's line (danlu's frames filtered)."""
+    import functools
+
+    @functools.wraps(fn)
+    def method(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            _filter(e)
+            raise
+    return method
+
+
 class Size(tuple):
     """A tensor's shape: a tuple with ``numel()``, as ``torch.Size``.
 
@@ -96,6 +110,7 @@ class Tensor:
 
     ndimension = dim
 
+    @_boundary
     def size(self, dim: int | None = None):
         if dim is None:
             return Size(self._data.shape)
@@ -109,6 +124,7 @@ class Tensor:
     def element_size(self) -> int:
         return self._data.dtype.itemsize
 
+    @_boundary
     def stride(self, dim: int | None = None):
         st = tuple(s // self._data.itemsize for s in self._data.strides)
         return st if dim is None else st[_wrap_dim(dim, self.ndim, "stride")]
@@ -139,6 +155,7 @@ class Tensor:
     def requires_grad(self, value: bool) -> None:
         self.requires_grad_(value)
 
+    @_boundary
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if self._node is not None:
             if not requires_grad:
@@ -178,6 +195,10 @@ class Tensor:
 
     @grad.setter
     def grad(self, value) -> None:
+        from .dispatch import _active_interps, state
+
+        if _active_interps[0] and hasattr(state.interp, "on_grad_write"):
+            state.interp.on_grad_write(self)
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad must be a Tensor or None, got {type(value).__name__}")
@@ -191,9 +212,9 @@ class Tensor:
 
     @property
     def data(self) -> "Tensor":
-        t = _wrap(self._data)
-        t._vc = self._vc
-        return t
+        # Shares memory but not the version counter: changes through .data are invisible to autograd,
+        # exactly as PyTorch's .data (use detach() for a checked alias).
+        return _wrap(self._data)
 
     @data.setter
     def data(self, value: "Tensor") -> None:
@@ -224,6 +245,7 @@ class Tensor:
     def retains_grad(self) -> bool:
         return self._retains()
 
+    @_boundary
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
         if not self._rg:
@@ -245,6 +267,7 @@ class Tensor:
             self._extra = {}
         self._extra["retain"] = True
 
+    @_boundary
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it.
 
@@ -275,6 +298,7 @@ class Tensor:
             raise
 
     # -- conversion ---------------------------------------------------------------------------
+    @_boundary
     def item(self):
         """The value of a one-element tensor as a Python number."""
         d = self._data
@@ -286,12 +310,14 @@ class Tensor:
                 "a Python number; index a single element first, or use .tolist()")
         return d.reshape(()).item()
 
+    @_boundary
     def tolist(self):
         d = self._data
         if type(d) is not _ndarray:
             _concrete_needed(self, "tolist()")
         return d.tolist()
 
+    @_boundary
     def numpy(self, *, force: bool = False) -> np.ndarray:
         """The NumPy array behind this tensor (shared memory, as PyTorch's ``numpy()``)."""
         d = self._data
@@ -302,6 +328,7 @@ class Tensor:
                                "tensor.detach().numpy() instead")
         return d.copy() if force else d
 
+    @_boundary
     def __array__(self, dtype=None, copy=None):
         d = self._data
         if type(d) is not _ndarray:
@@ -310,6 +337,7 @@ class Tensor:
             return d.astype(dtype)
         return d.copy() if copy else d
 
+    @_boundary
     def __dlpack__(self, *args, **kwargs):
         if self._rg:
             raise RuntimeError("__dlpack__: can't export a Tensor that requires grad; use "
@@ -319,6 +347,7 @@ class Tensor:
     def __dlpack_device__(self):
         return self._data.__dlpack_device__()
 
+    @_boundary
     def __bool__(self) -> bool:
         d = self._data
         if type(d) is not _ndarray:
@@ -329,21 +358,34 @@ class Tensor:
                 "use .any() or .all()")
         return bool(d.reshape(()))
 
+    def _scalar_value(self, what, exc):
+        d = self._data
+        if type(d) is not _ndarray:
+            _concrete_needed(self, what)
+        if d.size != 1:
+            raise exc(f"{what}: a Tensor with {d.size} elements (shape {list(d.shape)}) cannot be converted to a "
+                      "Python number (like item(), it needs exactly one element); index one element first")
+        return d.reshape(()).item()
+
+    @_boundary
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._scalar_value("float()", ValueError))
 
+    @_boundary
     def __int__(self) -> int:
-        return int(self.item())
+        return int(self._scalar_value("int()", ValueError))
 
+    @_boundary
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iub":
             raise TypeError(f"only integer tensors of a single element can be converted to an index, "
                             f"got {self.dtype.name}{list(self.shape)}")
-        return int(self.item())
+        return int(self._scalar_value("__index__", TypeError))
 
     def __complex__(self) -> complex:
         return complex(self.item())
 
+    @_boundary
     def __len__(self) -> int:
         if not self._data.shape:
             raise TypeError("len() of a 0-d tensor")

@@ -93,7 +93,7 @@ def check_against_eager(cf, entry, args, kwargs, rtol=1e-4, atol=1e-5) -> None:
     leaves, _spec = flatten((args, kwargs))
     from .compile import resolve
 
-    state_tensors = [resolve(kind, ref, leaves) for kind, ref in entry.inputs if kind != "arg"] + \
+    state_tensors = [resolve(kind, ref, leaves) for kind, ref in entry.inputs if kind not in ("arg", "live")] + \
                     [x for x in leaves if isinstance(x, Tensor)]
     snap = _snapshot(state_tensors)
     rec = _Recorder()
@@ -157,9 +157,9 @@ def _first_pass_that_differs(entry, leaves) -> str:
     traced = entry.traced
     if traced is None:
         return ""
-    from .compile import resolve
+    from .compile import input_arrays
 
-    arrays = [resolve(kind, ref, leaves)._data for kind, ref in entry.inputs]
+    arrays = input_arrays(entry, leaves)
     g = traced.copy()
     ref = evaluate(g, arrays)
     want = [ref[o.id] if isinstance(o, Value) else o for o in g.outputs]
@@ -195,7 +195,7 @@ def assert_same_as_eager(fn, *args, fresh: int = 2, rtol: float = 1e-4, atol: fl
     >>> from danlu.graph.check import assert_same_as_eager
     >>> assert_same_as_eager(lambda x: (x * 2).relu().sum(), dl.randn(4))
     """
-    from .compile import CompiledFunction, flatten, resolve, unflatten
+    from .compile import CompiledFunction, flatten, input_arrays, unflatten
 
     cf = fn if isinstance(fn, CompiledFunction) else CompiledFunction(fn)
     cf.check_rtol, cf.check_atol = rtol, atol
@@ -206,5 +206,5 @@ def assert_same_as_eager(fn, *args, fresh: int = 2, rtol: float = 1e-4, atol: fl
     for a, k in runs:
         entry = cf.entry_for(*a, **k)
         lv, _ = flatten((a, k))
-        entry.traced.meta["check_inputs"] = [resolve(kind, ref, lv)._data.copy() for kind, ref in entry.inputs]
+        entry.traced.meta["check_inputs"] = input_arrays(entry, lv, copy=True)
         check_against_eager(cf, entry, a, k, rtol, atol)

@@ -64,7 +64,7 @@ def symbol_sources(graph: Graph) -> dict:
 
 def generate_source(graph: Graph, fn_name: str = "forward"):
     """(source, namespace, line->node index map) for ``graph``."""
-    ns: dict = {"_asarray": np.asarray}
+    ns: dict = {"_asarray": np.asarray, "__name__": "danlu.graph.generated"}
     used: set = set(ns)
     names: dict = {}
     params = []
@@ -182,6 +182,9 @@ class CompiledGraph:
     def __call__(self, *arrays):
         try:
             return self.fn(*arrays)
+        except RuntimeWarning:
+            with np.errstate(all="ignore"):  # as eager: nan/inf results raise no NumPy warnings
+                return self.fn(*arrays)
         except Exception as e:
             self._annotate(e)
             raise

@@ -79,6 +79,10 @@ def _leaf_key(x, dyn=()):
         return ("O", id(x))
 
 
+def _live_array(getter):
+    return np.asarray(getter(), dtype=np.float64)
+
+
 def resolve(kind, ref, leaves):
     """The tensor an input plan entry names: an argument, a captured tensor, or the current ``.grad``
     of a tensor (a gradient read through ``.grad`` is looked up again at every call)."""
@@ -93,6 +97,14 @@ def resolve(kind, ref, leaves):
     return g
 
 
+def input_arrays(entry, leaves, copy=False):
+    out = []
+    for kind, ref in entry.inputs:
+        a = _live_array(ref) if kind == "live" else resolve(kind, ref, leaves)._data
+        out.append(a.copy() if copy else a)
+    return out
+
+
 class _Entry:
     """One compiled graph for one signature, with the plans to feed it and to use its results."""
 
@@ -105,7 +117,8 @@ class _Entry:
         self.out_leaf_kind: list = []  # per user-output leaf: ("T", out index) or ("V", value)
         self.writes: list = []        # (kind, ref, out index): write back into a tensor's array
         self.grads: list = []         # (kind, ref, out index): set .grad
-        self.guards: list = []        # (tensor, shape, dtype str, grad is None)
+        self.guards: list = []        # (kind, ref, shape, dtype str, grad is None or None for "not read")
+        self.value_guards: list = []  # (getter, traced value, description)
         self.diff_in: list = []       # inputs the compiled function differentiates: ("arg"|"cap", ref)
         self.diff_out_index: list = []
         self.n_residual = 0
@@ -120,6 +133,10 @@ class _Entry:
             why = self.env.check(sizes)
             if why:
                 return why
+        for getter, value, what in self.value_guards:
+            now = getter()
+            if now != value:
+                return f"{what} changed from {value!r} to {now!r}"
         for kind, t, shape, dt, grad_none in self.guards:
             if kind == "grad":
                 if t._grad is None:
@@ -131,8 +148,7 @@ class _Entry:
         return None
 
     def run(self, leaves):
-        arrays = [resolve(kind, ref, leaves)._data for kind, ref in self.inputs]
-        res = self.compiled(*arrays)
+        res = self.compiled(*input_arrays(self, leaves))
         for kind, ref, k in self.writes:
             t = resolve(kind, ref, leaves)
             np.copyto(t._data, res[k], casting="unsafe")
@@ -229,8 +245,7 @@ class CompiledFunction:
             if self.check:
                 from .check import check_against_eager
 
-                entry.traced.meta["check_inputs"] = [resolve(kind, ref, leaves)._data.copy()
-                                                     for kind, ref in entry.inputs]
+                entry.traced.meta["check_inputs"] = input_arrays(entry, leaves, copy=True)
                 check_against_eager(self, entry, args, kwargs, getattr(self, "check_rtol", 1e-4),
                                     getattr(self, "check_atol", 1e-5))
                 return entry.last_result
@@ -366,9 +381,17 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
     finally:
         # A trace depends on a tensor's .grad from before the call only if it kept (and so may have read
         # or accumulated into) that very grad; a zero_grad(set_to_none) or a fresh backward replaces it.
-        kept_grad = {k: tracer.bound[k][0]._grad is tracer.bound[k][3] for k in tracer.order}
+        kept_grad = {k: tracer.bound[k][0]._grad is tracer.original_grad(tracer.bound[k][0]) for k in tracer.order}
         tracer.restore()
-    for k in tracer.order:
+    entry.value_guards = list(tracer.value_guards)
+    live_of = {v.id: getter for v, getter in tracer.live}
+    order = [("bound", k) for k in tracer.order] + [("live", v.id) for v, _g in tracer.live]
+    order.sort(key=lambda e: graph.inputs.index(tracer.bound[e[1]][1] if e[0] == "bound" else
+                                                next(v for v, _g in tracer.live if v.id == e[1])))
+    for kind, k in order:
+        if kind == "live":
+            entry.inputs.append(("live", live_of[k]))
+            continue
         t, v, data = tracer.bound[k][:3]
         if id(t) in arg_ids:
             entry.inputs.append(("arg", arg_ids[id(t)]))

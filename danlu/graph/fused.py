@@ -110,7 +110,7 @@ class FusedOp:
 
     def _build(self):
         _counter[0] += 1
-        self._ns = {"np": np, "math": math, "_empty": np.empty}
+        self._ns = {"np": np, "math": math, "_empty": np.empty, "__name__": "danlu.graph.generated"}
         self._buf_dtype = []
         nin = max([r[1] for _o, refs, _a, _d in self.program for r in refs if r[0] == "in"], default=-1) + 1
         ins = [f"in{k}" for k in range(nin)]

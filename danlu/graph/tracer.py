@@ -27,6 +27,9 @@ class Tracer:
         self.order: list[int] = []
         self.backward_ran = False
         self.grad_owner: dict[int, Tensor] = {}   # id(grad tensor) -> the tensor whose .grad it was read as
+        self.live: list = []          # (input Value, getter): Python numbers read afresh at every call
+        self.orig_grad: dict[int, tuple] = {}  # id(tensor) -> (tensor, its .grad before the trace touched it)
+        self.value_guards: list = []  # (getter, value at trace time, description)
 
     # -- binding tensors to graph inputs ------------------------------------------------------
     def bind(self, t: Tensor, name: str, shape=None) -> Value:
@@ -41,6 +44,7 @@ class Tracer:
                 raise GraphError(f"{name}: a tensor from another trace was passed in")
             return d
         v = self.graph.add_input(d.shape if shape is None else shape, d.dtype, name)
+        self.remember_grad(t)
         # Inside the trace a bound tensor is a leaf: its eager history (grad_fn, accumulator and hooks)
         # stays outside the graph and is reconnected by the compiled function's own tape node.
         self.bound[id(t)] = (t, v, d, t._grad, t._node, t._out, t._acc)
@@ -57,10 +61,20 @@ class Tracer:
             return d
         return self.bind(t, f"cap{len(self.bound)}")
 
+    def remember_grad(self, t: Tensor) -> None:
+        """Note ``t.grad`` as it was before the trace first touched it (restored afterwards)."""
+        if id(t) not in self.orig_grad:
+            self.orig_grad[id(t)] = (t, t._grad)
+
+    def original_grad(self, t: Tensor):
+        return self.orig_grad[id(t)][1] if id(t) in self.orig_grad else t._grad
+
     def restore(self) -> None:
-        """Give every bound tensor its original data (and .grad) back."""
-        for t, _v, data, grad, node, out, acc in self.bound.values():
-            t._data, t._grad, t._node, t._out, t._acc = data, grad, node, out, acc
+        """Give every bound tensor its original data, and every touched tensor its original .grad, back."""
+        for t, _v, data, _grad, node, out, acc in self.bound.values():
+            t._data, t._node, t._out, t._acc = data, node, out, acc
+        for t, grad in self.orig_grad.values():
+            t._grad = grad
 
     # -- the interpreter protocol ---------------------------------------------------------------
     def run(self, op, args, attrs, avals):
@@ -83,9 +97,25 @@ class Tracer:
         self.value_of(target)
         target._data = res._data
 
+    def live_scalar(self, getter, name: str, dtype=None) -> Tensor:
+        """A graph input fed with ``getter()`` at every call (e.g. a learning rate a scheduler changes)."""
+        import numpy as np
+
+        v = self.graph.add_input((), np.dtype(dtype or np.float64), name)
+        self.live.append((v, getter))
+        return _wrap(v)
+
+    def guard_value(self, getter, value, description: str) -> None:
+        """The trace used ``value`` (from ``getter()``); a later call where it differs retraces."""
+        self.value_guards.append((getter, value, description))
+
+    def on_grad_write(self, owner: Tensor) -> None:
+        self.remember_grad(owner)
+
     def on_grad_read(self, owner: Tensor, g: Tensor) -> None:
         """``owner.grad`` was read while tracing: bind that gradient by its path, not by identity, so later
         calls read whatever ``owner.grad`` is then (backward replaces the tensor)."""
+        self.remember_grad(owner)
         if g is None or isinstance(g._data, Value) or id(g) in self.bound:
             return
         self.grad_owner[id(g)] = owner
@@ -100,6 +130,7 @@ class Tracer:
     def note_grad(self, var: Tensor) -> None:
         """The engine set ``var.grad`` while tracing."""
         self.backward_ran = True
+        self.remember_grad(var)
         if id(var) not in self.bound and not isinstance(var._data, Value):
             self.value_of(var)
 
@@ -117,7 +148,8 @@ class Tracer:
         """(tensor, final grad Value) for bound tensors whose .grad is now a traced value."""
         out = []
         for k in self.order:
-            t, g0 = self.bound[k][0], self.bound[k][3]
+            t = self.bound[k][0]
+            g0 = self.original_grad(t)
             g = t._grad
             if g is not None and g is not g0 and isinstance(g._data, Value):
                 out.append((t, g._data))

@@ -39,7 +39,7 @@ def inplace_method(op, name: str):
 
     def method(self, *args, **attrs):
         try:
-            return apply_inplace(op, self, *args, **attrs)
+            return apply_inplace(op, self, *args, _method=name, **attrs)
         except Exception as e:
             reraise_filtered(e)
             raise

@@ -356,10 +356,18 @@ def _remainder_kernel(x, y):
 
 
 def _pow_kernel(x, y):
-    xa = x if isinstance(x, np.ndarray) else np.asarray(x)
-    if xa.dtype.kind in "iu" and np.any(np.asarray(y) < 0):
+    if y.__class__ is int and y < 0 and isinstance(x, np.ndarray) and x.dtype.kind in "iu":
         raise RuntimeError("pow: integers to negative integer powers are not allowed; convert the base "
                            "to float first, e.g. x.float() ** -1")
+    rt = np.result_type(x, y)
+    if rt.kind in "iu":
+        ya = np.asarray(y)
+        if np.any(ya < 0):
+            # integer semantics for negative exponents (as PyTorch): 1 for base 1, +-1 for base -1, else 0
+            xa = np.asarray(x).astype(rt)
+            pos = np.power(xa, np.where(ya < 0, 0, ya).astype(rt))
+            neg = np.where(xa == 1, 1, np.where(xa == -1, np.where(ya % 2 == 0, 1, -1), 0))
+            return np.where(ya < 0, neg, pos).astype(rt)
     return np.power(x, y)
 
 
@@ -367,16 +375,11 @@ def _arith_promote(name, to_float=False):
     pg = promote_group((0, 1), to_float=to_float)
 
     def promote(args):
-        casts = pg(args)
-        dt = None
-        for i, a in enumerate(args):
-            dt = casts[i] or (a.dtype if hasattr(a, "shape") else None)
-            if dt is not None:
-                break
-        if dt is _dt.bool_ and name in ("sub", "neg"):
-            raise DTypeError(f"{name}: subtraction with two bool tensors is not supported "
-                             f"({', '.join(describe(a) for a in args)}); use logical_xor() or ^ instead")
-        return casts
+        if name == "sub" and any(a.__class__ is bool or getattr(a, "dtype", None) is _dt.bool_ for a in args):
+            raise DTypeError(f"sub: subtraction, the `-` operator, with a bool tensor is not supported "
+                             f"({', '.join(describe(a) for a in args)}). If you are trying to invert a mask, "
+                             "use the `~` or `logical_not()` operator instead")
+        return pg(args)
     return promote
 
 
@@ -406,9 +409,14 @@ _BINARY = {
               "dl.atan2(dl.tensor([1.0]), dl.tensor([1.0]))", "tensor([0.7854])"),
 }
 
+# Which saved input each input's gradient needs (see Op.save_for): mul's x is only needed for y's grad.
+_SAVE_FOR = {"mul": {0: (1,), 1: (0,)}, "div": {0: (1,), 1: (0, 1)}, "pow": {0: (0, 1), 1: (0,)},
+             "remainder": {0: (1,), 1: (1,)}, "fmod": {0: (1,), 1: (1,)}}
+
 for _name, (_k, _vjp, _save_in, _save_out, _tf, _ex, _res) in _BINARY.items():
     _op = register(_name, infer=_binary_infer(_name), impl=_k, vjp=_vjp, promote=_arith_promote(_name, _tf),
-                   save_in=_save_in, save_out=_save_out, elementwise=True, family="elementwise")
+                   save_in=_save_in, save_out=_save_out, elementwise=True, family="elementwise",
+                   save_for=_SAVE_FOR.get(_name))
     globals()[_name.upper()] = _op
     _export(binary_fn(_op, _name, f"Elementwise {_name} with broadcasting, as ``torch.{_name}``.\n\n"
                       f"    >>> import danlu as dl\n    >>> {_ex}\n    {_res}\n"))
@@ -429,7 +437,7 @@ def add(input, other, *, alpha=1):
     tensor([11., 12.])
     """
     if alpha != 1:
-        other = apply(MUL, other, alpha)  # noqa: F821
+        other = other * alpha if not isinstance(other, Tensor) else apply(MUL, other, alpha)  # noqa: F821
     return apply(ADD, input, other)  # noqa: F821
 
 
@@ -442,7 +450,7 @@ def sub(input, other, *, alpha=1):
     tensor([3.])
     """
     if alpha != 1:
-        other = apply(MUL, other, alpha)  # noqa: F821
+        other = other * alpha if not isinstance(other, Tensor) else apply(MUL, other, alpha)  # noqa: F821
     return apply(SUB, input, other)  # noqa: F821
 
 
@@ -476,7 +484,7 @@ __all__ += ["true_divide", "divide", "multiply", "subtract"]
 def _add_inplace(self, other, *, alpha=1):
     try:
         if alpha != 1:
-            other = apply(MUL, other, alpha)  # noqa: F821
+            other = other * alpha if not isinstance(other, Tensor) else apply(MUL, other, alpha)  # noqa: F821
         return apply_inplace(ADD, self, other)  # noqa: F821
     except Exception as e:
         reraise_filtered(e)
@@ -486,7 +494,7 @@ def _add_inplace(self, other, *, alpha=1):
 def _sub_inplace(self, other, *, alpha=1):
     try:
         if alpha != 1:
-            other = apply(MUL, other, alpha)  # noqa: F821
+            other = other * alpha if not isinstance(other, Tensor) else apply(MUL, other, alpha)  # noqa: F821
         return apply_inplace(SUB, self, other)  # noqa: F821
     except Exception as e:
         reraise_filtered(e)
@@ -495,6 +503,20 @@ def _sub_inplace(self, other, *, alpha=1):
 
 Tensor.add_ = _add_inplace
 Tensor.sub_ = _sub_inplace
+
+
+def _div_inplace(self, other, *, rounding_mode=None):
+    try:
+        if rounding_mode is None:
+            return apply_inplace(DIV, self, other)  # noqa: F821
+        return self.copy_(div(self, other, rounding_mode=rounding_mode)) if not self._rg else \
+            apply_inplace(ASSIGN, self, div(self, other, rounding_mode=rounding_mode), _method="div_")
+    except Exception as e:
+        reraise_filtered(e)
+        raise
+
+
+Tensor.div_ = _div_inplace
 
 
 def _dunder(op, reflected=False):
@@ -633,6 +655,21 @@ for _name, _uf, _sym in (("bitwise_and", np.bitwise_and, "&"), ("bitwise_or", np
                       f"    tensor([{eval('12' + _sym + '10')}])\n"), _name)
     setattr(Tensor, _name + "_", inplace_method(_op, _name + "_"))
 
+for _name, _uf, _sym in (("bitwise_left_shift", np.left_shift, "<<"), ("bitwise_right_shift", np.right_shift, ">>")):
+    _op = register(_name, infer=_binary_infer(_name), impl=_uf, promote=_bitwise_promote(_name),
+                   differentiable=False, elementwise=True, family="elementwise")
+    globals()[_name.upper()] = _op
+    _export(binary_fn(_op, _name, f"Elementwise ``{_sym}`` of integer tensors.\n\n"
+                      f"    >>> import danlu as dl\n    >>> dl.{_name}(dl.tensor([8]), 2)\n"
+                      f"    tensor([{eval('8' + _sym + '2')}])\n"), _name)
+    setattr(Tensor, _name + "_", inplace_method(_op, _name + "_"))
+
+Tensor.__lshift__ = _dunder(BITWISE_LEFT_SHIFT)  # noqa: F821
+Tensor.__rlshift__ = _dunder(BITWISE_LEFT_SHIFT, True)  # noqa: F821
+Tensor.__rshift__ = _dunder(BITWISE_RIGHT_SHIFT)  # noqa: F821
+Tensor.__rrshift__ = _dunder(BITWISE_RIGHT_SHIFT, True)  # noqa: F821
+Tensor.__ilshift__ = Tensor.bitwise_left_shift_
+Tensor.__irshift__ = Tensor.bitwise_right_shift_
 Tensor.__and__ = _dunder(BITWISE_AND)  # noqa: F821
 Tensor.__rand__ = _dunder(BITWISE_AND, True)  # noqa: F821
 Tensor.__or__ = _dunder(BITWISE_OR)  # noqa: F821
@@ -755,7 +792,10 @@ def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's names
 
 def clamp_(self, min=None, max=None):  # noqa: A002
     try:
-        return apply_inplace(CLAMP, self, min=_scalar_bound(min), max=_scalar_bound(max))
+        min, max = _scalar_bound(min), _scalar_bound(max)  # noqa: A001
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            return apply_inplace(ASSIGN, self, clamp(self, min, max), _method="clamp_")
+        return apply_inplace(CLAMP, self, min=min, max=max, _method="clamp_")
     except Exception as e:
         reraise_filtered(e)
         raise
@@ -806,7 +846,7 @@ ASSIGN = register("assign", infer=_assign_infer, impl=_assign_kernel, vjp=_assig
 def zero_(self):
     """Fill with zeros in place."""
     try:
-        return apply_inplace(FULL_LIKE, self, value=0)
+        return apply_inplace(FULL_LIKE, self, value=0, _method="zero_")
     except Exception as e:
         reraise_filtered(e)
         raise
@@ -821,9 +861,9 @@ def fill_(self, value):
                 raise RuntimeError(f"fill_: only supports 0-dimension value tensor but got tensor with "
                                    f"{value.ndim} dimensions")
             if value._rg:
-                return apply_inplace(ASSIGN, self, value)
+                return apply_inplace(ASSIGN, self, value, _method="fill_")
             value = value.item()
-        return apply_inplace(FULL_LIKE, self, value=value)
+        return apply_inplace(FULL_LIKE, self, value=value, _method="fill_")
     except Exception as e:
         reraise_filtered(e)
         raise
@@ -836,7 +876,7 @@ def copy_(self, src, non_blocking: bool = False):
         if not isinstance(src, Tensor):
             from ..core.creation import as_tensor
             src = as_tensor(src)
-        return apply_inplace(ASSIGN, self, src)
+        return apply_inplace(ASSIGN, self, src, _method="copy_")
     except Exception as e:
         reraise_filtered(e)
         raise
@@ -926,7 +966,7 @@ def lerp(input, end, weight):
 Tensor.logical_not_ = inplace_method(LOGICAL_NOT, "logical_not_")
 for _fn in (square, lerp):
     _export(_fn, _fn.__name__)
-Tensor.square_ = lambda self: self.mul_(self)  # noqa: E731
+Tensor.square_ = lambda self: self.pow_(2)  # noqa: E731
 
 
 # == algebraic simplification rules (read by danlu.graph's simplification pass) =====================

@@ -86,8 +86,8 @@ def _matmul_impl(a, b):
 
 
 def _matmul_vjp(c, g):
-    a, b = c.inputs
-    na, nb = a.ndim, b.ndim
+    a, b = c.inputs  # only the one the other's gradient needs is saved (Op.save_for)
+    na, nb = len(c.in_meta[0][0]), len(c.in_meta[1][0])
     need_a, need_b = c.edges[0] is not None, c.edges[1] is not None
     ga = gb = None
     if na == 1 and nb == 1:
@@ -117,7 +117,7 @@ def _matmul_vjp(c, g):
 
 
 MATMUL = register("matmul", infer=_matmul_infer, impl=_matmul_impl, vjp=_matmul_vjp, save_in=(0, 1),
-                  family="linalg")
+                  save_for={0: (1,), 1: (0,)}, family="linalg")
 
 
 def matmul(input, other):
@@ -140,6 +140,10 @@ def matmul(input, other):
 
 
 def _dunder_matmul(self, other):
+    if isinstance(other, np.ndarray):  # as PyTorch, a NumPy array operand is accepted
+        from ..core.tensor import _from_np
+
+        other = _from_np(other)
     if not isinstance(other, Tensor):
         return NotImplemented
     try:
@@ -150,9 +154,17 @@ def _dunder_matmul(self, other):
 
 
 def _rmatmul(self, other):
+    if isinstance(other, np.ndarray):
+        from ..core.tensor import _from_np
+
+        other = _from_np(other)
     if not isinstance(other, Tensor):
         return NotImplemented
-    return _dunder_matmul(other, self)
+    try:
+        return apply(MATMUL, other, self)
+    except Exception as e:
+        reraise_filtered(e)
+        raise
 
 
 _export(matmul, "matmul")

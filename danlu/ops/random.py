@@ -44,11 +44,20 @@ UNIFORM = register("uniform", infer=lambda *, shape, dtype, **_: AVal(shape, dty
                    random=True, differentiable=False, family="random")
 NORMAL = register("normal", infer=lambda *, shape, dtype, **_: AVal(shape, dtype), impl=_normal_impl,
                   random=True, differentiable=False, family="random")
-UNIFORM_LIKE = register("uniform_like", infer=lambda x, **_: AVal(x.shape, x.dtype),
+def _float_like_infer(opname):
+    def infer(x, **_):
+        if not x.dtype.is_floating_point:
+            raise DTypeError(f"{opname}: needs a floating point tensor, got {describe(x)}; use random_() for "
+                             "integers, or convert first with .float()")
+        return AVal(x.shape, x.dtype)
+    return infer
+
+
+UNIFORM_LIKE = register("uniform_like", infer=_float_like_infer("uniform_"),
                         impl=lambda x, *, low, high, generator: _uniform_impl(
                             shape=x.shape, low=low, high=high, dtype=_dt._FROM_NP[x.dtype], generator=generator),
                         random=True, differentiable=False, family="random")
-NORMAL_LIKE = register("normal_like", infer=lambda x, **_: AVal(x.shape, x.dtype),
+NORMAL_LIKE = register("normal_like", infer=_float_like_infer("normal_"),
                        impl=lambda x, *, mean, std, generator: _normal_impl(
                            shape=x.shape, mean=mean, std=std, dtype=_dt._FROM_NP[x.dtype], generator=generator),
                        random=True, differentiable=False, family="random")
@@ -82,6 +91,9 @@ BERNOULLI = register("bernoulli", infer=_bernoulli_infer, impl=_bernoulli_impl, 
 
 
 def _multinomial_infer(p, *, num_samples, replacement, generator):
+    if not p.dtype.is_floating_point:
+        raise DTypeError(f"multinomial: only floating-point probabilities are supported, got {describe(p)}; "
+                         "convert them with .float()")
     if p.ndim not in (1, 2):
         raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {describe(p)}")
     if not replacement and num_samples > p.shape[-1]:
@@ -118,8 +130,17 @@ def _g(generator):
     return generator if generator is not None else default_generator
 
 
+def _shape_arg(dims, size, opname) -> tuple:
+    """The shape of ``rand(2, 3)``, ``rand((2, 3))`` or ``rand(size=(2, 3))``."""
+    if size is not None:
+        if dims:
+            raise TypeError(f"{opname}: give the size either positionally or as size=, not both")
+        dims = (size,)
+    return _size(dims, opname)
+
+
 @api
-def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def rand(*dims, size=None, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples on [0, 1).
 
     >>> import danlu as dl
@@ -127,12 +148,12 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = F
     danlu.Size([2, 3])
     """
     dt = _float_dtype(dtype, "rand")
-    return _finish(apply(UNIFORM, shape=_size(size, "rand"), low=0.0, high=1.0, dtype=dt,
+    return _finish(apply(UNIFORM, shape=_shape_arg(dims, size, "rand"), low=0.0, high=1.0, dtype=dt,
                          generator=_g(generator)), requires_grad)
 
 
 @api
-def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randn(*dims, size=None, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples.
 
     >>> import danlu as dl
@@ -140,8 +161,22 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = 
     danlu.float32
     """
     dt = _float_dtype(dtype, "randn")
-    return _finish(apply(NORMAL, shape=_size(size, "randn"), mean=0.0, std=1.0, dtype=dt,
+    return _finish(apply(NORMAL, shape=_shape_arg(dims, size, "randn"), mean=0.0, std=1.0, dtype=dt,
                          generator=_g(generator)), requires_grad)
+
+
+def _check_int_range(opname, low, last, dt):
+    """torch refuses integer bounds that the output dtype cannot hold (rather than wrapping them)."""
+    if dt is _dt.bool_:
+        lo, hi = 0, 1
+    elif dt.is_floating_point:
+        lo, hi = _dt.finfo(dt).min, _dt.finfo(dt).max
+    else:
+        lo, hi = _dt.iinfo(dt).min, _dt.iinfo(dt).max
+    for what, v in (("low", low), ("high - 1", last)):
+        if not lo <= v <= hi:
+            raise RuntimeError(f"{opname}: {what} = {v} is out of bounds for {dt.name} ([{lo}, {hi}]); use a "
+                               "wider dtype")
 
 
 @api
@@ -162,6 +197,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     if high <= low:
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
     dt = _dt.int64 if dtype is None else _dt.as_dtype(dtype)
+    _check_int_range("randint", int(low), int(high) - 1, dt)
     return _finish(apply(RANDINT, low=int(low), high=int(high), shape=_size((size,), "randint"), dtype=dt,
                          generator=_g(generator)), requires_grad)
 
@@ -174,6 +210,8 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad: 
     >>> sorted(dl.randperm(4).tolist())
     [0, 1, 2, 3]
     """
+    if n < 0:
+        raise RuntimeError(f"randperm: n must be non-negative, got {n}")
     dt = _dt.int64 if dtype is None else _dt.as_dtype(dtype)
     return _finish(apply(RANDPERM, n=int(n), dtype=dt, generator=_g(generator)), requires_grad)
 
@@ -248,7 +286,8 @@ def randint_like(input, low, high=None, *, dtype=None, generator=None) -> Tensor
 def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None):
     """Fill with uniform samples on [a, b) in place."""
     try:
-        return apply_inplace(UNIFORM_LIKE, self, low=float(a), high=float(b), generator=_g(generator))
+        return apply_inplace(UNIFORM_LIKE, self, low=float(a), high=float(b), generator=_g(generator),
+                             _method="uniform_")
     except Exception as e:
         reraise_filtered(e)
         raise
@@ -258,7 +297,8 @@ def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None):
 def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
     """Fill with normal samples in place."""
     try:
-        return apply_inplace(NORMAL_LIKE, self, mean=float(mean), std=float(std), generator=_g(generator))
+        return apply_inplace(NORMAL_LIKE, self, mean=float(mean), std=float(std), generator=_g(generator),
+                             _method="normal_")
     except Exception as e:
         reraise_filtered(e)
         raise

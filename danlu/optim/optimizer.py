@@ -165,12 +165,14 @@ class Optimizer:
         if closure is not None:
             with _ag.enable_grad():
                 loss = closure()
+        tracer = _tracer()
         with _ag.no_grad():
-            for group in self.param_groups:
+            for gi, group in enumerate(self.param_groups):
+                hp = group if tracer is None else _TracedGroup(group, tracer, f"{type(self).__name__}.group{gi}")
                 for p in group["params"]:
                     grad = p.grad
                     if grad is not None:
-                        self._update(p, grad, group)
+                        self._update(p, grad, hp)
         return loss
 
     def _update(self, p: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
@@ -354,3 +356,36 @@ def check_range(ok: bool, what: str, value) -> None:
     """
     if not ok:
         raise ValueError(f"Invalid {what}: {value}")
+
+
+def _tracer():
+    """The tracing interpreter of this thread when a compiled function is being traced, else None."""
+    from ..core import dispatch
+
+    interp = dispatch.state.interp if dispatch._active_interps[0] else None
+    return interp if hasattr(interp, "live_scalar") else None
+
+
+class _TracedGroup(dict):
+    """A param group as seen while tracing a compiled step: the learning rate becomes a graph input read
+    at every call (so lr schedulers work without retracing); every other hyperparameter the step reads
+    is guarded (a change retraces, and the retrace is logged)."""
+
+    def __init__(self, group, tracer, name):
+        super().__init__(group)
+        self._group, self._tracer, self._name = group, tracer, name
+        self._lr = None
+
+    def __getitem__(self, key):
+        group = self._group
+        if key == "lr" and isinstance(group["lr"], (int, float)):
+            if self._lr is None:
+                self._lr = self._tracer.live_scalar(lambda: group["lr"], f"{self._name}.lr")
+            return self._lr
+        value = group[key]
+        if key != "params" and isinstance(value, (int, float, tuple, bool, str)) or value is None:
+            self._tracer.guard_value(lambda: group[key], value, f"{self._name}[{key!r}]")
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self._group else default
