@@ -254,3 +254,55 @@ def test_grad_read_through_attribute_is_looked_up_each_call():
     (w * 3).sum().backward()
     assert f().tolist() == [3.0, 3.0]
     assert f.compiles == 1
+
+
+def test_compiled_optimizer_step_follows_lr_schedule_without_retracing(caplog):
+    w = dl.randn(4, 1, requires_grad=True)
+    w0 = w.detach().clone()
+    opt = dl.optim.SGD([w], lr=0.1, momentum=0.9)
+    sched = dl.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    x, y = dl.randn(16, 4), dl.randn(16, 1)
+
+    def step():
+        opt.zero_grad()
+        loss = ((x @ w - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    cs = dl.compile(step)
+    compiled = []
+    for _ in range(6):
+        compiled.append(cs().item())
+        sched.step()
+    w_c = w.detach().clone()
+    with dl.no_grad():
+        w.copy_(w0)
+    opt2 = dl.optim.SGD([w], lr=0.1, momentum=0.9)
+    sched2 = dl.optim.lr_scheduler.StepLR(opt2, step_size=2, gamma=0.5)
+    opt, sched = opt2, sched2
+    eager = []
+    for _ in range(6):
+        eager.append(step().item())
+        sched.step()
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5)
+    close(w_c, w, 1e-5)
+    assert cs.compiles == 1
+
+
+def test_changed_hyperparameter_retraces_with_reason(caplog):
+    w = dl.randn(3, requires_grad=True)
+    opt = dl.optim.SGD([w], lr=0.1, momentum=0.5)
+
+    def step():
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+
+    cs = dl.compile(step)
+    with caplog.at_level(logging.INFO, logger="danlu.compile"):
+        cs(), cs()
+        opt.param_groups[0]["momentum"] = 0.9
+        cs()
+    assert cs.compiles == 2
+    assert "momentum" in " ".join(r.getMessage() for r in caplog.records)
