@@ -45,6 +45,7 @@ from . import graph  # noqa: F401
 from .graph import compile, cond, mark_dynamic, scan, while_loop  # noqa: F401,A004
 from . import io  # noqa: F401
 from . import optim  # noqa: F401
+from . import train  # noqa: F401
 from .io import load, save  # noqa: F401
 
 __version__ = "0.1.0"
