@@ -14,10 +14,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from benchmarks import bench_core  # noqa: E402
+from benchmarks import bench_core, bench_graph, bench_train  # noqa: E402
 from benchmarks.harness import measure, table  # noqa: E402
 
-SUITES = [bench_core]
+SUITES = [bench_core, bench_train, bench_graph]
 
 
 def main(argv=None) -> int:
@@ -39,6 +39,10 @@ def main(argv=None) -> int:
     print(f"danlu / baseline, medians of {args.samples} interleaved samples after warm-up; "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads")
     print(table(results))
+    if not args.only or "extra" in args.only:
+        print()
+        for name, value in bench_graph.extra_measurements():
+            print(f"- {name}: {value}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([{"group": r.workload.group, "name": r.workload.name, "danlu_s": r.danlu_s,

@@ -28,7 +28,7 @@ class Generator:
         self._np = np.random.Generator(np.random.PCG64(self._seed))
         self.device = device
 
-    def manual_seed(self, seed: int) -> "Generator":
+    def manual_seed(self, seed: int) -> Generator:
         seed = int(seed)
         if seed < 0:
             seed &= 0xFFFFFFFFFFFFFFFF
@@ -53,7 +53,7 @@ class Generator:
         raw = json.dumps(state, sort_keys=True).encode()
         return tensor(list(raw), dtype=dtypes.uint8)
 
-    def set_state(self, new_state) -> "Generator":
+    def set_state(self, new_state) -> Generator:
         raw = bytes(np.asarray(new_state, dtype=np.uint8).tolist())
         state = json.loads(raw.decode())
         self._seed = state.pop("initial_seed", self._seed)

@@ -8,11 +8,11 @@ how inputs are promoted, which values the VJP needs saved, and property flags th
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["Op", "AVal", "register", "REGISTRY", "get_op"]
 
-REGISTRY: dict[str, "Op"] = {}
+REGISTRY: dict[str, Op] = {}
 
 
 class AVal:

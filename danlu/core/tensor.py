@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 
 from . import dtypes as _dt
-from .device import CPU, device as _device_cls
+from .device import CPU
 
 __all__ = ["Tensor", "Size", "tensor_method"]
 
@@ -156,7 +156,7 @@ class Tensor:
         self.requires_grad_(value)
 
     @_boundary
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if self._node is not None:
             if not requires_grad:
                 raise RuntimeError(
@@ -211,13 +211,13 @@ class Tensor:
         self._grad = value
 
     @property
-    def data(self) -> "Tensor":
+    def data(self) -> Tensor:
         # Shares memory but not the version counter: changes through .data are invisible to autograd,
         # exactly as PyTorch's .data (use detach() for a checked alias).
         return _wrap(self._data)
 
     @data.setter
-    def data(self, value: "Tensor") -> None:
+    def data(self, value: Tensor) -> None:
         if not isinstance(value, Tensor):
             raise TypeError(f"data must be set to a Tensor, got {type(value).__name__}")
         self._data = value._data
@@ -226,7 +226,7 @@ class Tensor:
     def _version(self) -> int:
         return 0 if self._vc is None else self._vc[0]
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A tensor sharing this one's data, cut from the graph."""
         t = _wrap(self._data)
         if self._vc is None:
@@ -234,7 +234,7 @@ class Tensor:
         t._vc = self._vc
         return t
 
-    def detach_(self) -> "Tensor":
+    def detach_(self) -> Tensor:
         self._node, self._rg, self._out = None, False, 0
         return self
 
@@ -428,7 +428,7 @@ class Tensor:
             _concrete_needed(self, "pickling")
         return (_rebuild, (type(self), self._data, self._rg))
 
-    def cpu(self) -> "Tensor":
+    def cpu(self) -> Tensor:
         return self
 
     def cuda(self, *args, **kwargs):

@@ -54,7 +54,8 @@ def _maxdiff(a, b) -> str:
         return f"shapes {a.shape} vs {b.shape}"
     d = np.abs(a - b)
     k = int(np.nanargmax(d)) if d.size else 0
-    return f"max abs difference {float(d.reshape(-1)[k]) if d.size else 0:.3g} (eager {a.reshape(-1)[k] if a.size else ''} " \
+    worst = float(d.reshape(-1)[k]) if d.size else 0.0
+    return f"max abs difference {worst:.3g} (eager {a.reshape(-1)[k] if a.size else ''} " \
            f"vs graph {b.reshape(-1)[k] if b.size else ''})"
 
 

@@ -14,7 +14,7 @@ from ..core import dtypes as _dt
 from ..core.errors import GraphBreakError, reraise_filtered
 from ..core.tensor import Tensor, _wrap
 from .codegen import CompiledGraph
-from .ir import Graph, Value
+from .ir import Graph
 from .tracer import Tracer, tracing
 
 __all__ = ["compile", "CompiledFunction", "mark_dynamic"]

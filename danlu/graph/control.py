@@ -250,7 +250,7 @@ def scan(f, init, xs=None, length=None, reverse: bool = False):
         carry, ys = init, []
         order = range(length - 1, -1, -1) if reverse else range(length)
         for t in order:
-            x_t = unflatten(x_spec, [x[t] if isinstance(x, Tensor) else x for x in x_leaves]) if xs is not None else None
+            x_t = None if xs is None else unflatten(x_spec, [x[t] if isinstance(x, Tensor) else x for x in x_leaves])
             carry, y = f(carry, x_t)
             ys.append(y)
         if reverse:
@@ -325,7 +325,6 @@ def _cond_vjp(ctx, *gs):
     pred = ctx.inputs[0]
     ins = ctx.inputs[1:]
     n_ops = a["n_ops"]
-    ops, consts = ins[:n_ops], ins[n_ops:]
     from ..autograd.engine import grad as _grad
     from ..ops.elementwise import zeros_like
 

@@ -9,7 +9,7 @@ Graph prints two ways: a typed summary (``%3: f32[128, 512] = matmul(%1, %2)``) 
 from __future__ import annotations
 
 import itertools
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -133,7 +133,7 @@ class Graph:
         self.nodes.append(node)
         return outs
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         """A new Graph with the same nodes and values (passes may change the copy freely)."""
         g = Graph(self.name)
         g.inputs, g.input_names = list(self.inputs), list(self.input_names)

@@ -22,7 +22,7 @@ class ShapeEnv:
         self.guards: list[tuple] = []          # (expr_a, op name, expr_b, expected bool)
         self._seen = set()
 
-    def new_symbol(self, value: int, arg: int, dim: int) -> "SymInt":
+    def new_symbol(self, value: int, arg: int, dim: int) -> SymInt:
         name = f"s{len(self.symbols)}"
         self.symbols[name] = (arg, dim)
         return SymInt(value, name)

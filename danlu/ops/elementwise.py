@@ -1,3 +1,4 @@
+# ruff: noqa: F821 - the public functions (exp, sin, ...) are generated from the tables below
 """Elementwise primitives: unary math, binary arithmetic with broadcasting, comparisons, logic,
 ``where`` and ``clamp``. Each entry's VJP is written with danlu ops, so it differentiates again."""
 
@@ -619,14 +620,18 @@ def _logical_infer(name):
     return infer
 
 
+_LOGICAL_RES = dict(logical_and="tensor([ True, False])", logical_or="tensor([True, True])",
+                    logical_xor="tensor([False,  True])")
+
 for _name, _uf in (("logical_and", np.logical_and), ("logical_or", np.logical_or),
                    ("logical_xor", np.logical_xor)):
     _op = register(_name, infer=_logical_infer(_name), impl=_uf, differentiable=False, elementwise=True,
                    family="elementwise")
     globals()[_name.upper()] = _op
     _export(binary_fn(_op, _name, f"Elementwise {_name[8:]} of truth values (bool result).\n\n"
-                      f"    >>> import danlu as dl\n    >>> dl.{_name}(dl.tensor([True, False]), dl.tensor([True, True]))\n"
-                      f"    {dict(logical_and='tensor([ True, False])', logical_or='tensor([True, True])', logical_xor='tensor([False,  True])')[_name]}\n"),
+                      f"    >>> import danlu as dl\n"
+                      f"    >>> dl.{_name}(dl.tensor([True, False]), dl.tensor([True, True]))\n"
+                      f"    {_LOGICAL_RES[_name]}\n"),
             _name)
 
 

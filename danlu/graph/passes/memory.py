@@ -63,7 +63,7 @@ def plan_memory(graph: Graph) -> MemoryPlan:
         storage[vid] = vid
         external.add(vid)
     for n in nodes:
-        for k, o in enumerate(n.outputs):
+        for o in n.outputs:
             if getattr(n.op, "view", False) and n.inputs and isinstance(n.inputs[0], Value):
                 storage[o.id] = storage.get(n.inputs[0].id, n.inputs[0].id)
             else:

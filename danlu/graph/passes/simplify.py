@@ -2,7 +2,8 @@
 
 A rule ``simplify(ins, attrs, out, producer)`` returns None (no change), an existing Value or literal
 that equals the node's output, or a list of ``(op, inputs, attrs)`` to emit instead, whose last
-entry produces the output (``None`` among a step's inputs stands for the previous step's output). ``producer(v)`` gives the node that computed ``v`` (or None). The pass
+entry produces the output (``None`` among a step's inputs stands for the previous step's output).
+``producer(v)`` gives the node that computed ``v`` (or None). The pass
 knows no op by name: x*1, x+0, double negation, pow(x, 3) -> x*x*x, chained reshapes and permutes
 and the like are each op's own rules.
 """

@@ -64,16 +64,16 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules) -> "Sequential":
+    def extend(self, modules) -> Sequential:
         for m in modules:
             self.append(m)
         return self
 
-    def insert(self, index: int, module: Module) -> "Sequential":
+    def insert(self, index: int, module: Module) -> Sequential:
         items = list(self._modules.values())
         items.insert(index, module)
         self._modules.clear()
@@ -124,11 +124,11 @@ class ModuleList(Module):
     def __iadd__(self, modules):
         return self.extend(modules)
 
-    def append(self, module: Module) -> "ModuleList":
+    def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules) -> "ModuleList":
+    def extend(self, modules) -> ModuleList:
         for m in modules:
             self.append(m)
         return self
@@ -219,12 +219,12 @@ class ParameterList(Module):
     def __iter__(self):
         return (self[i] for i in range(self._size))
 
-    def append(self, value) -> "ParameterList":
+    def append(self, value) -> ParameterList:
         self.register_parameter(str(self._size), _as_param(value))
         self._size += 1
         return self
 
-    def extend(self, values) -> "ParameterList":
+    def extend(self, values) -> ParameterList:
         for v in values:
             self.append(v)
         return self

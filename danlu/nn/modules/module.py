@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, namedtuple
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from ...core.errors import reraise_filtered
 from ...core.tensor import Tensor
@@ -205,7 +205,7 @@ class Module:
         else:
             self._non_persistent_buffers_set.add(name)
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         """Add a child module under ``name``."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
@@ -214,7 +214,7 @@ class Module:
 
     register_module = add_module
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         mod = self
         if target:
             for item in target.split("."):
@@ -245,7 +245,7 @@ class Module:
             children = [(pre + ("." if pre else "") + n, c) for n, c in m._modules.items() if c is not None]
             stack.extend(reversed(children))
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
@@ -256,7 +256,7 @@ class Module:
                 seen.add(id(m))
                 yield n, m
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         for _, m in self.named_children():
             yield m
 
@@ -286,17 +286,17 @@ class Module:
             yield b
 
     # -- modes and conversions ------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         for m in self.modules():
             m.__dict__["training"] = mode
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -314,7 +314,7 @@ class Module:
                     p.grad = p.grad.detach()
                     p.grad.zero_()
 
-    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+    def apply(self, fn: Callable[[Module], None]) -> Module:
         for m in self.children():
             m.apply(fn)
         fn(self)
@@ -339,7 +339,7 @@ class Module:
                         m._buffers[k] = fn(b)
         return self
 
-    def to(self, *args, **kwargs) -> "Module":
+    def to(self, *args, **kwargs) -> Module:
         """Convert floating-point parameters and buffers to a dtype (devices: only 'cpu')."""
         from ...core import dtypes as _dt
         from ...core.device import device as _device
@@ -361,25 +361,25 @@ class Module:
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
         return self._apply_to_tensors(lambda t: t.to(dtype) if t.is_floating_point() else t)
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         from ...core import dtypes as _dt
 
         return self.to(_dt.float32)
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         from ...core import dtypes as _dt
 
         return self.to(_dt.float64)
 
-    def half(self) -> "Module":
+    def half(self) -> Module:
         from ...core import dtypes as _dt
 
         return self.to(_dt.float16)
 
-    def cpu(self) -> "Module":
+    def cpu(self) -> Module:
         return self
 
-    def type(self, dst_type) -> "Module":
+    def type(self, dst_type) -> Module:
         return self.to(dst_type)
 
     # -- state dict -----------------------------------------------------------------------------
