@@ -44,6 +44,7 @@ from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is
 from . import graph  # noqa: F401
 from .graph import compile, cond, mark_dynamic, scan, while_loop  # noqa: F401,A004
 from . import io  # noqa: F401
+from . import export  # noqa: F401
 from . import optim  # noqa: F401
 from . import train  # noqa: F401
 from .io import load, save  # noqa: F401

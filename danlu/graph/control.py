@@ -148,7 +148,7 @@ def _scan_impl(*arrays, body, n_carry, n_x, length, reverse, save):
     consts = arrays[n_carry + n_x:]
     n = xs[0].shape[0] if n_x else int(length)
     outs = body.outputs
-    ys = [np.empty((n,) + tuple(int(s) for s in v.shape), v.dtype) for v in outs[n_carry:]]
+    ys = None  # allocated from the first step's results (their sizes may be dynamic)
     hist = [np.empty((n,) + c.shape, c.dtype) for c in carry] if save else []
     order = range(n - 1, -1, -1) if reverse else range(n)
     for t in order:
@@ -156,8 +156,12 @@ def _scan_impl(*arrays, body, n_carry, n_x, length, reverse, save):
             h[t] = c
         res = cg(*carry, *[x[t] for x in xs], *consts)
         carry = [np.asarray(r) for r in res[:n_carry]]
+        if ys is None:
+            ys = [np.empty((n,) + np.shape(r), v.dtype) for v, r in zip(outs[n_carry:], res[n_carry:])]
         for y, r in zip(ys, res[n_carry:]):
             y[t] = r
+    if ys is None:  # zero steps: the per-step shapes come from the carries' actual sizes where symbolic
+        ys = [np.empty((0,) + tuple(int(s) for s in v.shape), v.dtype) for v in outs[n_carry:]]
     return tuple(carry + ys + hist)
 
 

@@ -98,6 +98,8 @@ def _combine(a, b, sym: str, fn):
         base, coef = _lin(a)
         if coef % int(b) == 0:
             return _from_lin(value, base, coef // int(b))
+    if sym == "//" and sa and sb and _lin(b) == (_lin(a)[0], 1):
+        return _lin(a)[1]  # (c * s) // s == c
     if sym in ("+", "-") and eb == "0":
         return a
     return SymInt(value, f"{_wrap_expr(ea)} {sym} {_wrap_expr(eb)}")
