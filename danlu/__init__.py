@@ -43,6 +43,10 @@ from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is
 
 from . import graph  # noqa: F401
 from .graph import compile, cond, mark_dynamic, scan, while_loop  # noqa: F401,A004
+from .graph.session import (  # noqa: F401  TensorFlow 1's Graph / placeholder / Session model
+    Graph, Session, Variable, get_default_graph, global_variables, global_variables_initializer, gradients, group,
+    placeholder, train_op, trainable_variables, variables_initializer,
+)
 from . import io  # noqa: F401
 from . import export  # noqa: F401
 from . import optim  # noqa: F401

@@ -19,7 +19,7 @@ __all__ = ["backward", "grad"]
 def _reduce_to(g: Tensor, shape: tuple, dtype) -> Tensor:
     """Sum a broadcast gradient back to ``shape`` and convert it to ``dtype``."""
     gs = tuple(g.shape)
-    if gs != shape:
+    if len(gs) != len(shape) or gs != shape:
         from ..ops.reduce import sum as _sum
         from ..ops.shape import expand, reshape
 
@@ -154,7 +154,7 @@ def _run(roots, *, retain_graph: bool, create_graph: bool, capture=None, accumul
                 if gi is not None:
                     m = meta[i]
                     d = gi._data
-                    if d.shape != m[0] or d.dtype is not m[1].np:
+                    if len(d.shape) != len(m[0]) or d.shape != m[0] or d.dtype is not m[1].np:
                         gi = _reduce_to(gi, m[0], m[1])
                     buf = buffers.get(nxt)
                     if buf is None:

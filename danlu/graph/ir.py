@@ -75,8 +75,9 @@ class Value:
     def __array__(self, *args, **kwargs):
         raise GraphError(
             f"a value traced into a graph ({self!r}) was used outside its trace: a tensor created while "
-            "compiling escaped the compiled function (returned through a global, a list, or an attribute). "
-            "Return it from the function instead.")
+            "compiling escaped the compiled function (returned through a global, a list, or an attribute), or "
+            "a danlu.Graph tensor was used outside its `with` block. Return it from the function, or run it "
+            "with Session.run.")
 
     def __bool__(self):
         self.__array__()

@@ -1,5 +1,5 @@
-"""TensorFlow 1's graph-building half: a user-facing :class:`Graph`, placeholders, variables, assign
-operations, symbolic gradients and initializers, on top of danlu's tracing interpreter.
+"""TensorFlow 1's graph-building half: a user-facing :class:`Graph`, placeholders and symbolic
+gradients, on top of danlu's tracing interpreter (variables are in ``session_variables``).
 
 Inside ``with g:`` the graph's interpreter (a :class:`~danlu.graph.tracer.Tracer`) is the current
 interpreter of the thread, so every danlu op on a placeholder, a variable, or any other tensor emits
@@ -7,20 +7,21 @@ a node into ``g``'s IR graph instead of running. Nothing runs until :class:`~dan
 executes the part of the graph that some fetches need.
 
 Tensors that are not part of the graph (eager tensors, ``nn.Module`` parameters) are *captured*:
-they become graph inputs read live at every ``Session.run``, as ``danlu.compile`` does. Variables,
-by contrast, hold no data: their values live in each session, and :func:`global_variables_initializer`
-(or ``var.initializer``) must run first, as in TF1.
+they become graph inputs read live at every ``Session.run``, as ``danlu.compile`` does.
 
 Unknown dimensions (``None`` in a placeholder's shape) are symbolic sizes (SymInts), so one compiled
-subgraph serves every batch size. While building, a symbolic size behaves as the example value
-``SYMBOLIC_HINT``; every decision made with it is recorded as a guard, and a ``Session.run`` whose
-sizes break a guard runs a copy of the subgraph re-inferred for those concrete sizes instead.
+subgraph serves every size. While building, a symbolic size behaves as the example value
+``SYMBOLIC_HINT``, and each comparison made with it is recorded as a guard: by the node being built
+when the comparison is inside danlu (an op's shape rule), graph-wide when it is in the user's code.
+A run whose sizes break a shape-rule guard has its subgraph re-inferred for those sizes (and compiled
+again if a shape differs); a run that breaks a guard of the user's code is refused, since the
+Python decision cannot be taken again.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
+import sys
 import threading
 import weakref
 
@@ -28,23 +29,19 @@ import numpy as np
 
 from ..core import dispatch
 from ..core import dtypes as _dt
-from ..core.creation import tensor as _tensor
-from ..core.dispatch import CONVERT, apply
-from ..core.errors import DTypeError, GraphBreakError, ShapeError, api, fmt_shape, user_frame
-from ..core.tensor import Tensor, _init, _wrap
+from ..core.errors import DTypeError, GraphBreakError, ShapeError, _is_internal, api, fmt_shape, user_frame
+from ..core.tensor import Tensor, _wrap
 from . import symbolic as _sym
 from .ir import Graph as IRGraph
 from .ir import GraphError, Value
 from .symbolic import ShapeEnv, SymInt
 from .tracer import Tracer
 
-__all__ = ["Graph", "get_default_graph", "placeholder", "Variable", "Operation", "group", "gradients",
-           "global_variables", "trainable_variables", "global_variables_initializer", "variables_initializer",
-           "SYMBOLIC_HINT"]
+__all__ = ["Graph", "get_default_graph", "placeholder", "gradients", "SYMBOLIC_HINT"]
 
 SYMBOLIC_HINT = 2   # example value of a None dimension while building (not 0 or 1: those are special cases)
 
-_GRAPHS: "weakref.WeakValueDictionary[int, Graph]" = weakref.WeakValueDictionary()  # id(IR graph) -> Graph
+_GRAPHS: weakref.WeakValueDictionary[int, Graph] = weakref.WeakValueDictionary()  # id(IR graph) -> Graph
 _local = threading.local()
 
 
@@ -58,7 +55,7 @@ def _stack() -> list:
 _global_default: list = [None]
 
 
-def get_default_graph() -> "Graph":
+def get_default_graph() -> Graph:
     """The innermost graph entered in this thread (``with g:``), else the process-wide default graph.
 
     >>> import danlu as dl
@@ -75,7 +72,7 @@ def get_default_graph() -> "Graph":
     return _global_default[0]
 
 
-def _current_graph(what: str) -> "Graph":
+def _current_graph(what: str) -> Graph:
     s = _stack()
     if not s:
         raise GraphError(f"{what} must be created inside a graph: `with danlu.Graph() as g:` (outside a graph "
@@ -83,7 +80,7 @@ def _current_graph(what: str) -> "Graph":
     return s[-1]
 
 
-def graph_of(x, what: str = "tensor") -> "Graph | None":
+def graph_of(x, what: str = "tensor") -> Graph | None:
     """The :class:`Graph` a symbolic tensor belongs to, or None for an eager tensor."""
     d = x._data if isinstance(x, Tensor) else x
     if not isinstance(d, Value):
@@ -100,13 +97,31 @@ def _ident(name: str) -> str:
     return s if s and not s[0].isdigit() else "t_" + s
 
 
-def _np_dtype(dtype) -> np.dtype:
-    return _dt.as_dtype(dtype).np
-
-
 def _shape_str(shape) -> str:
     return "(" + ", ".join("None" if isinstance(s, SymInt) else str(s) for s in shape) + ("," if len(shape) == 1
                                                                                            else "") + ")"
+
+
+class _ShapeEnv(ShapeEnv):
+    """Sorts the guards on unknown sizes by who made them. A comparison inside danlu (an op's shape rule)
+    belongs to the node being built (``pending`` until then): a run needs it only if it runs that node.
+    A comparison in the user's code may have steered any later part of the graph, so ``user_guards``
+    apply to every run that mentions its sizes and runs a node built after it."""
+
+    def __init__(self, ir: IRGraph):
+        super().__init__()
+        self.ir = ir
+        self.pending: set = set()
+        self.user_guards: dict = {}   # guard -> number of nodes built when it was first made
+
+    def guard(self, a, opname, b, result: bool) -> None:
+        super().guard(a, opname, b, result)
+        key = (_sym.expr_of(a), opname, _sym.expr_of(b), result)
+        caller = sys._getframe(2)   # 0: here, 1: SymInt's comparison, 2: the code that compared
+        if _is_internal(caller.f_code.co_filename):
+            self.pending.add(key)
+        elif key not in self.user_guards:
+            self.user_guards[key] = len(self.ir.nodes)
 
 
 # -- the interpreter that builds a Graph -------------------------------------------------------------
@@ -121,12 +136,14 @@ class _Builder(Tracer):
     traced (``collecting``), where every rebinding is undone afterwards and read back as an update.
     """
 
-    def __init__(self, owner: "Graph"):
+    def __init__(self, owner: Graph):
         super().__init__(owner.ir)
         self.owner = owner
         self.captures: dict[int, tuple] = {}        # id(tensor) -> (tensor, Value)
         self.capture_of: dict[int, Tensor] = {}     # Value id -> tensor
         self.swaps: list | None = None              # [(tensor, original data)] while collecting
+        self.live_of: dict[int, tuple] = {}         # Value id -> (getter, dtype): a number read at each run
+        self.node_guards: dict[int, tuple] = {}     # id(node) -> guards on unknown sizes made while building it
 
     def value_of(self, t: Tensor) -> Value:
         d = t._data
@@ -155,6 +172,10 @@ class _Builder(Tracer):
                     f"'{self.owner.name}'. Compute it eagerly (outside the graph) and feed the result, or "
                     "express it with fixed-shape ops (e.g. a mask multiply instead of boolean indexing).")
         vals = self.graph.add_node(op, ins, attrs, outs, loc=user_frame())
+        env = self.owner.shape_env
+        if env.pending:
+            self.node_guards[id(vals[0].producer)] = tuple(env.pending)
+            env.pending.clear()
         return vals if op.multi_out else vals[0]
 
     def write_inplace(self, target: Tensor, res: Tensor) -> None:
@@ -181,6 +202,19 @@ class _Builder(Tracer):
                    if kind.startswith("variable") else "Compute a new tensor instead"))
         self.value_of(target)
         target._data = res._data
+
+    def live_scalar(self, getter, name: str, dtype=None) -> Tensor:
+        """A 0-d graph input fed with ``getter()`` at every run (an optimizer's learning rate)."""
+        v = self.graph.add_input((), np.dtype(dtype or np.float64), self.owner._unique(name))
+        self.live_of[v.id] = (getter, v.dtype)
+        return _wrap(v)
+
+    def guard_value(self, getter, value, description: str) -> None:
+        """A Python value baked into the graph; train ops check it is unchanged when they run."""
+        self.value_guards.append((getter, value, description))
+
+    def on_grad_write(self, owner: Tensor) -> None:
+        pass
 
     def on_grad_read(self, owner: Tensor, g) -> None:
         pass  # the optimizer step reads the symbolic gradients train_op put in .grad
@@ -211,14 +245,14 @@ class Graph:
     def __init__(self, name: str = "graph"):
         self.name = name
         self.ir = IRGraph(name)
-        self.shape_env = ShapeEnv()
+        self.shape_env = _ShapeEnv(self.ir)
         self.tracer = _Builder(self)
         self.compiles = 0
         self._names: set[str] = set()
         self._idents: set[str] = set()
         self._placeholders: dict[int, tuple] = {}   # Value id -> (name, tensor)
         self._variables: list = []
-        self._var_of: dict[int, "Variable"] = {}   # Value id of a variable read -> Variable
+        self._var_of: dict[int, object] = {}     # Value id of a variable read -> its Variable
         self._effects: dict[int, tuple] = {}       # Value id -> (Variable, Value): running it assigns
         self._train_ops: list = []
         self._cache: dict = {}
@@ -234,7 +268,7 @@ class Graph:
         return str(self.ir)
 
     # -- default graph / current interpreter ---------------------------------------------------
-    def __enter__(self) -> "Graph":
+    def __enter__(self) -> Graph:
         _stack().append(self)
         self._entered.append((dispatch.push_interpreter(self.tracer), _sym._CURRENT[0]))
         _sym._CURRENT[0] = self.shape_env
@@ -247,11 +281,11 @@ class Graph:
         _stack().pop()
         return False
 
-    def as_default(self) -> "Graph":
+    def as_default(self) -> Graph:
         """TF1 spelling: ``with g.as_default():`` is ``with g:``."""
         return self
 
-    def building(self) -> "_Building":
+    def building(self) -> _Building:
         """A context in which this graph's interpreter is current (re-entrant; used by gradients, assign)."""
         return _Building(self)
 
@@ -345,147 +379,6 @@ def placeholder(shape, dtype=None, name: str | None = None) -> Tensor:
     return t
 
 
-# -- variables ----------------------------------------------------------------------------------------
-
-class Variable(Tensor):
-    """A graph variable, as ``tf.Variable``: a tensor whose value lives in each Session.
-
-    It is used in ops like any tensor (reads see the value it had when ``Session.run`` started);
-    ``sess.run(var)`` reads it; ``var.assign(x)`` / ``assign_add`` / ``assign_sub`` return tensors that,
-    when run, update it (to the value they return). Values start uninitialized, as in TF1: run
-    ``var.initializer`` or :func:`global_variables_initializer` first. ``initial_value`` may be an array,
-    a number, an eager tensor, or a graph tensor (e.g. ``danlu.randn(...)`` built in the graph, drawn
-    each time the initializer runs).
-
-    >>> import danlu as dl
-    >>> from danlu.graph.session import Graph, Session, Variable, global_variables_initializer
-    >>> with Graph() as g:
-    ...     w = Variable([1.0, 2.0], name="w")
-    ...     step = w.assign_add([0.5, 0.5])
-    ...     init = global_variables_initializer()
-    >>> sess = Session(g)
-    >>> sess.run(init); sess.run(step); sess.run(w)
-    array([1.5, 2.5], dtype=float32)
-    """
-
-    def __init__(self, initial_value, name: str | None = None, trainable: bool = True, dtype=None):
-        try:
-            g = _current_graph("Variable")
-            name = g._unique(name or "Variable")
-            with g.building():
-                init = _initial_value(g, initial_value, dtype, name)
-            v = g.ir.add_input(init.shape, init.dtype, name)
-            _init(self, v)
-            if v.dtype.kind == "f":
-                self._rg = True
-            self.name = name
-            self.graph = g
-            self.trainable = bool(trainable)
-            self.initial_value = init        # an ndarray, or a Value computed when the initializer runs
-            self.initializer = Operation(g, f"{name}/initializer", updates=[(self, init)])
-            g._variables.append(self)
-            g._var_of[v.id] = self
-        except Exception as e:
-            from ..core.errors import reraise_filtered
-
-            reraise_filtered(e)
-            raise
-
-    def __repr__(self):
-        return f"<danlu.Variable '{self.name}' shape={_shape_str(self._data.shape)} dtype={self.dtype.name}>"
-
-    @api
-    def assign(self, value, name: str | None = None) -> Tensor:
-        """A tensor equal to ``value``; running it (or anything computed from it) stores it in this variable.
-
-        >>> import danlu as dl
-        >>> from danlu.graph.session import Graph, Session, Variable
-        >>> with Graph() as g:
-        ...     v = Variable(0.0)
-        ...     a = v.assign(3.0)
-        >>> Session(g).run(a)
-        3.0
-        """
-        g = self.graph
-        with g.building():
-            t = _as_graph_tensor(g, value, self.dtype, f"{self.name}.assign")
-            if tuple(t._data.shape) != tuple(self._data.shape) or any(isinstance(s, SymInt) for s in t._data.shape):
-                raise ShapeError(f"{self.name}.assign: the value has shape {_shape_str(t._data.shape)} but the "
-                                 f"variable has shape {_shape_str(self._data.shape)}; they must be equal (variables "
-                                 "keep their shape; reshape or reduce the value first)")
-            out = apply(CONVERT, t, dtype=self.dtype)   # a node of its own: its value is this assignment
-        g._effects[out._data.id] = (self, out._data)
-        return out
-
-    @api
-    def assign_add(self, delta, name: str | None = None) -> Tensor:
-        """``assign(self + delta)``.
-
-        >>> import danlu as dl
-        >>> from danlu.graph.session import Graph, Session, Variable
-        >>> with Graph() as g:
-        ...     v = Variable(1.0)
-        ...     inc = v.assign_add(2.0)
-        >>> s = Session(g); s.run(v.initializer); s.run(inc), s.run(inc)
-        (3.0, 5.0)
-        """
-        with self.graph.building():
-            return self.assign(self + _as_graph_tensor(self.graph, delta, self.dtype, f"{self.name}.assign_add"))
-
-    @api
-    def assign_sub(self, delta, name: str | None = None) -> Tensor:
-        """``assign(self - delta)``.
-
-        >>> import danlu as dl
-        >>> from danlu.graph.session import Graph, Session, Variable
-        >>> with Graph() as g:
-        ...     v = Variable(1.0)
-        ...     dec = v.assign_sub(0.25)
-        >>> s = Session(g); s.run(v.initializer); s.run(dec)
-        0.75
-        """
-        with self.graph.building():
-            return self.assign(self - _as_graph_tensor(self.graph, delta, self.dtype, f"{self.name}.assign_sub"))
-
-    def read_value(self) -> Tensor:
-        return self
-
-    value = read_value
-
-    @api
-    def load(self, value, session) -> None:
-        """Set this variable's value in ``session`` directly (no graph op), as TF1's ``Variable.load``.
-
-        >>> import danlu as dl
-        >>> from danlu.graph.session import Graph, Session, Variable
-        >>> with Graph() as g:
-        ...     v = Variable([0.0, 0.0])
-        >>> s = Session(g); v.load([1.0, 2.0], s); s.run(v)
-        array([1., 2.], dtype=float32)
-        """
-        session._set_variable(self, value)
-
-
-def _initial_value(g: Graph, value, dtype, name: str):
-    """The initial value of a variable: an ndarray (copied now) or a Value of ``g`` (computed at init)."""
-    if isinstance(value, Tensor) and isinstance(value._data, Value):
-        if graph_of(value, f"initial value of variable '{name}'") is not g:
-            g.tracer.value_of(value)   # raises the cross-graph error
-        if dtype is not None and value.dtype is not _dt.as_dtype(dtype):
-            value = value.to(_dt.as_dtype(dtype))
-        v = value._data
-        if any(isinstance(s, SymInt) for s in v.shape):
-            raise ShapeError(f"Variable '{name}': the initial value has shape {_shape_str(v.shape)} with an unknown "
-                             "dimension; variables need a fully known shape")
-        return v
-    if isinstance(value, Tensor):
-        arr = value._data
-        arr = arr.astype(_np_dtype(dtype)) if dtype is not None else arr.copy()
-    else:
-        arr = _tensor(value, dtype=None if dtype is None else _dt.as_dtype(dtype))._data
-    return np.ascontiguousarray(arr)
-
-
 def _as_graph_tensor(g: Graph, value, dtype, what: str) -> Tensor:
     """``value`` as a tensor of ``g`` (a constant for arrays and numbers, cast to ``dtype``); its dtype
     must be castable to ``dtype`` without changing kind (float to int is refused)."""
@@ -501,137 +394,12 @@ def _as_graph_tensor(g: Graph, value, dtype, what: str) -> Tensor:
         src = arr.dtype
         if np.can_cast(src, dtype.np, "same_kind"):
             arr = arr.astype(dtype.np)
-        t = _wrap(g.ir.add_const(np.ascontiguousarray(arr)))
+        t = _wrap(g.ir.add_const(np.array(arr, order="C")))
     if src != dtype.np and not np.can_cast(src, dtype.np, "same_kind"):
         name = _dt._FROM_NP[src].name if src in _dt._FROM_NP else str(src)
         raise DTypeError(f"{what}: a value of dtype {name} cannot be used as {dtype.name} (that would change "
                          "its kind, e.g. float to int); convert it explicitly with .to(...)")
     return t
-
-
-# -- operations ---------------------------------------------------------------------------------
-
-_op_ids = itertools.count()
-
-
-class Operation:
-    """Something to run for its effects (``Session.run`` returns None for it), as ``tf.Operation``.
-
-    ``updates``: (variable or captured tensor, Value or ndarray) pairs stored when it runs; ``deps``:
-    operations and tensors that run with it; ``resets``: variables it marks uninitialized (optimizer
-    slots reset by :func:`global_variables_initializer`).
-    """
-
-    def __init__(self, graph: Graph, name: str, updates=(), deps=(), resets=()):
-        self.graph = graph
-        self.name = name
-        self.updates = list(updates)
-        self.deps = list(deps)
-        self.resets = list(resets)
-        self.id = next(_op_ids)
-
-    def __repr__(self):
-        return f"<danlu Operation '{self.name}'>"
-
-    def run(self, session, feed_dict=None) -> None:
-        """``session.run(self, feed_dict)``."""
-        session.run(self, feed_dict)
-
-    def updates_for(self, session) -> list:
-        return self.updates
-
-
-@api
-def group(*inputs, name: str = "group") -> Operation:
-    """One operation that runs all of ``inputs`` (operations and tensors), as ``tf.group``.
-
-    >>> import danlu as dl
-    >>> from danlu.graph.session import Graph, Session, Variable, group
-    >>> with Graph() as g:
-    ...     a, b = Variable(1.0), Variable(2.0)
-    ...     both = group(a.initializer, b.initializer)
-    >>> s = Session(g); s.run(both); s.run([a, b])
-    [1.0, 2.0]
-    """
-    flat = []
-    for x in inputs:
-        flat.extend(x if isinstance(x, (list, tuple)) else [x])
-    g = None
-    for x in flat:
-        xg = x.graph if isinstance(x, Operation) else graph_of(x, "group input") if isinstance(x, Tensor) else None
-        if xg is None:
-            raise TypeError(f"group: expected operations and graph tensors, got {type(x).__name__}")
-        if g is not None and xg is not g:
-            raise GraphError(f"group: inputs come from different graphs ('{g.name}' and '{xg.name}')")
-        g = xg
-    g = g or get_default_graph()
-    return Operation(g, g._unique(name), deps=flat)
-
-
-def global_variables(graph: Graph | None = None) -> list:
-    """Every variable of the (default) graph, in creation order (optimizer slots are not included).
-
-    >>> import danlu as dl
-    >>> from danlu.graph.session import Graph, Variable, global_variables
-    >>> with Graph():
-    ...     _ = Variable(1.0, name="a"); _ = Variable(2.0, name="b", trainable=False)
-    ...     [v.name for v in global_variables()]
-    ['a', 'b']
-    """
-    return (graph or get_default_graph()).global_variables()
-
-
-def trainable_variables(graph: Graph | None = None) -> list:
-    """The variables created with ``trainable=True`` in the (default) graph.
-
-    >>> import danlu as dl
-    >>> from danlu.graph.session import Graph, Variable, trainable_variables
-    >>> with Graph():
-    ...     _ = Variable(1.0, name="a"); _ = Variable(2.0, name="b", trainable=False)
-    ...     [v.name for v in trainable_variables()]
-    ['a']
-    """
-    return (graph or get_default_graph()).trainable_variables()
-
-
-@api
-def variables_initializer(var_list, name: str = "init") -> Operation:
-    """An operation that (re)initializes the variables in ``var_list``.
-
-    >>> import danlu as dl
-    >>> from danlu.graph.session import Graph, Session, Variable, variables_initializer
-    >>> with Graph() as g:
-    ...     a = Variable(1.0)
-    ...     init = variables_initializer([a])
-    >>> s = Session(g); s.run(init); s.run(a)
-    1.0
-    """
-    var_list = list(var_list)
-    for v in var_list:
-        if not isinstance(v, Variable):
-            raise TypeError(f"variables_initializer: expected danlu Variables, got {type(v).__name__}")
-    g = var_list[0].graph if var_list else get_default_graph()
-    return Operation(g, g._unique(name), deps=[v.initializer for v in var_list])
-
-
-@api
-def global_variables_initializer() -> Operation:
-    """An operation that initializes every variable of the default graph created so far, as TF1's.
-
-    It also resets the state (slots) of the optimizers' train ops built so far, so running it again
-    restarts training from the initial values.
-
-    >>> import danlu as dl
-    >>> from danlu.graph.session import Graph, Session, Variable, global_variables_initializer
-    >>> with Graph() as g:
-    ...     w = Variable([[1.0, 2.0]])
-    ...     init = global_variables_initializer()
-    >>> s = Session(g); s.run(init); s.run(w)
-    array([[1., 2.]], dtype=float32)
-    """
-    g = get_default_graph()
-    slots = [s for op in g._train_ops for s in op.slots]
-    return Operation(g, g._unique("init"), deps=[v.initializer for v in g._variables], resets=slots)
 
 
 # -- gradients ------------------------------------------------------------------------------------------
@@ -701,7 +469,7 @@ def gradients(ys, xs, grad_ys=None) -> list:
             grads = _grad(outs, [xs[k] for k in wrt], cots, retain_graph=True, create_graph=True, allow_unused=True)
         finally:
             dispatch.state.grad_enabled = prev
-        for k, gr in zip(wrt, grads):
+        for k, gr in zip(wrt, grads, strict=True):
             result[k] = gr
     return result
 

@@ -21,7 +21,8 @@ import numpy as np
 from ..core.errors import api
 from ..core.tensor import Tensor
 from .ir import GraphError, Value
-from .session_graph import Graph, Operation, Variable, gradients, graph_of
+from .session_graph import Graph, gradients, graph_of
+from .session_variables import Operation, Variable
 
 __all__ = ["train_op", "TrainOp"]
 
@@ -35,8 +36,15 @@ class TrainOp(Operation):
         self.slots = slots
         self.optimizer = optimizer
         self.var_list = var_list
+        self.guards: list = []      # (getter, value, description) of hyperparameters baked into the step
 
     def updates_for(self, session) -> list:
+        for getter, value, what in self.guards:
+            now = getter()
+            if now != value:
+                raise GraphError(f"{self.name}: {what} is {now!r} but was {value!r} when the train op was built, "
+                                 "and it is part of the graph; build a new train op after changing it (only the "
+                                 "learning rate is read at every run)")
         if self.slots and not all(session._initialized(s) for s in self.slots):
             return self.first
         return self.updates
@@ -93,6 +101,7 @@ def train_op(optimizer, loss: Tensor, var_list=None, name: str = "train") -> Tra
                          + ", ".join(_name(p, i) for i, p in enumerate(targets)))
     saved_state = optimizer.state
     saved_grads = [p._grad for p in params]
+    n_guards = len(g.tracer.value_guards)
     try:
         with g.building():
             first, state1 = _trace_step(g, optimizer, params, targets, grads, defaultdict(dict))
@@ -110,7 +119,7 @@ def train_op(optimizer, loss: Tensor, var_list=None, name: str = "train") -> Tra
             steady = first
             if slots:
                 steady, state2 = _trace_step(g, optimizer, params, targets, grads, state)
-                for i, p in enumerate(params):
+                for p in params:
                     for key, val in state2.get(id(p), {}).items():
                         slot = slot_of.get((id(p), key))
                         if isinstance(val, (Value, np.ndarray)) and slot is None:
@@ -120,9 +129,10 @@ def train_op(optimizer, loss: Tensor, var_list=None, name: str = "train") -> Tra
                             steady.append((slot, val))
     finally:
         optimizer.state = saved_state
-        for p, gr in zip(params, saved_grads):
+        for p, gr in zip(params, saved_grads, strict=True):
             p._grad = gr
     op = TrainOp(g, g._unique(name), first, steady, slots, optimizer, targets)
+    op.guards = list(g.tracer.value_guards[n_guards:])
     g._train_ops.append(op)
     return op
 
@@ -133,13 +143,13 @@ def _trace_step(g: Graph, optimizer, params, targets, grads, state):
     optimizer.state = state
     for p in params:
         p._grad = None
-    for p, gr in zip(targets, grads):
+    for p, gr in zip(targets, grads, strict=True):
         p._grad = gr
     before = [p._data for p in targets]
     tracer.swaps = []
     try:
         optimizer.step()
-        updates = [(p, p._data) for p, d in zip(targets, before) if p._data is not d]
+        updates = [(p, p._data) for p, d in zip(targets, before, strict=True) if p._data is not d]
         after = {}
         for p in params:
             ent = {}
@@ -163,7 +173,7 @@ def _slot(g: Graph, name: str, like) -> Variable:
     """A non-trainable variable that holds optimizer state (not in global_variables: the train op sets it)."""
     with g:
         slot = Variable(np.zeros(like.shape, like.dtype), name=name, trainable=False)
-    g._variables.remove(slot)
+    g._variables[:] = [v for v in g._variables if v is not slot]
     slot._rg = False
     return slot
 

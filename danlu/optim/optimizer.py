@@ -175,6 +175,21 @@ class Optimizer:
                         self._update(p, grad, hp)
         return loss
 
+    def minimize(self, loss: Tensor, var_list=None):
+        """TensorFlow 1 style: an op of ``loss``'s ``danlu.Graph`` that runs one step (``graph.session.train_op``).
+
+        >>> import danlu as dl
+        >>> from danlu.graph.session import Graph, Session, Variable
+        >>> with Graph() as g:
+        ...     w = Variable([2.0])
+        ...     train = dl.optim.SGD([w], lr=0.25).minimize((w * w).sum())
+        >>> s = Session(g); s.run(w.initializer); s.run(train); s.run(w)
+        array([1.], dtype=float32)
+        """
+        from ..graph.session import train_op  # graph mode sits below optim: imported on use
+
+        return train_op(self, loss, var_list)
+
     def _update(self, p: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
         raise TypeError(f"{type(self).__name__} defines neither step() nor _update(p, grad, group); an "
                         "Optimizer subclass must implement one of them")

@@ -8,6 +8,8 @@ from ...core.registry import AVal
 from ...core import dtypes as _dt
 from ..fused import FusedOp
 from ..ir import Graph, Node, Value
+from ..symbolic import SymInt
+from .util import has_symbolic
 
 __all__ = ["elementwise_fusion"]
 
@@ -17,7 +19,9 @@ MIN_GROUP = 2
 def _fusable(n: Node) -> bool:
     op = n.op
     return (getattr(op, "elementwise", False) and not getattr(op, "random", False)
-            and len(n.outputs) == 1 and not isinstance(op, FusedOp) and "cpu" in getattr(op, "impl", {}))
+            and len(n.outputs) == 1 and not isinstance(op, FusedOp) and "cpu" in getattr(op, "impl", {})
+            # a symbolic size used as a number must be evaluated by the generated code, not frozen
+            and not any(isinstance(i, SymInt) for i in n.inputs) and not has_symbolic(n.attrs))
 
 
 def elementwise_fusion(graph: Graph) -> Graph:
