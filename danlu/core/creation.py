@@ -12,26 +12,30 @@ __all__ = ["tensor", "as_tensor", "from_numpy", "from_dlpack", "asarray"]
 
 
 def _infer_dtype(data) -> _dt.DType:
-    """PyTorch's inference for Python data: bools -> bool, ints -> int64, any float -> default."""
-    kinds = set()
+    """PyTorch's inference for Python data: Python bools -> bool, ints -> int64, floats -> the default
+    dtype; NumPy scalars, arrays and tensors inside the data bring their own dtypes; all promote."""
+    out = None
     stack = [data]
     while stack:
         x = stack.pop()
         if isinstance(x, (list, tuple)):
             stack.extend(x)
-        elif isinstance(x, Tensor):
-            kinds.add(x.dtype.category + 10 if x.ndim else x.dtype.category)
-        elif isinstance(x, bool | np.bool_):
-            kinds.add(0)
-        elif isinstance(x, int | np.integer):
-            kinds.add(1)
-        elif isinstance(x, float | np.floating):
-            kinds.add(2)
+            continue
+        if isinstance(x, Tensor):
+            dt = x.dtype
+        elif isinstance(x, (np.ndarray, np.generic)) and x.dtype in _dt._FROM_NP:
+            dt = _dt._FROM_NP[x.dtype]
+        elif isinstance(x, bool):
+            dt = _dt.bool_
+        elif isinstance(x, int):
+            dt = _dt.int64
+        elif isinstance(x, float):
+            dt = _dt.get_default_dtype()
         else:
             raise TypeError(f"tensor(): can't convert element of type {type(x).__name__} ({x!r:.40}); "
                             "expected numbers, nested lists/tuples of numbers, arrays or tensors")
-    k = max((c % 10 for c in kinds), default=2)
-    return (_dt.bool_, _dt.int64, _dt.get_default_dtype())[k]
+        out = dt if out is None else _dt.promote_types(out, dt)
+    return out if out is not None else _dt.get_default_dtype()
 
 
 def _to_array(data, dtype: _dt.DType | None) -> np.ndarray:

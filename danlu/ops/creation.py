@@ -27,14 +27,15 @@ def _size(size, opname) -> tuple:
             raise TypeError(f"{opname}: sizes must be ints, got {type(s).__name__} ({s!r}) in {tuple(size)}")
         if s < 0:
             raise RuntimeError(f"{opname}: trying to create tensor with negative dimension {s}: {list(size)}")
-        out.append(int(s))
+        out.append(s if isinstance(s, int) else int(s))  # keeps symbolic sizes (int subclasses)
     return tuple(out)
 
 
 def _fill_dtype(value) -> _dt.DType:
-    if isinstance(value, bool):
+    """PyTorch infers full()'s dtype from the fill value's kind only (NumPy scalars included)."""
+    if isinstance(value, (bool, np.bool_)):
         return _dt.bool_
-    if isinstance(value, int):
+    if isinstance(value, (int, np.integer)):
         return _dt.int64
     return _dt.get_default_dtype()
 
@@ -135,17 +136,72 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     return _finish(apply(ARANGE, start=vals[0], end=vals[1], step=vals[2], dtype=dt), requires_grad)
 
 
+def _two_sum(a, b):
+    """s + err == a + b exactly (Knuth), elementwise in float64."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _two_prod(a, b):
+    """p + err == a * b exactly (Dekker's product with Veltkamp splitting), elementwise in float64."""
+    p = a * b
+    c = 134217729.0 * a  # 2**27 + 1
+    ah = c - (c - a)
+    c = 134217729.0 * b
+    bh = c - (c - b)
+    al, bl = a - ah, b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _fma_round(a, b, c, np_dtype):
+    """``a * b + c`` rounded once to ``np_dtype`` (a fused multiply-add, which PyTorch's kernel compiles to).
+
+    float64 arrays in. For float32 outputs ``a * b`` is exact in float64 (a float32 times an integer
+    below 2**29), and the sum is rounded to odd in float64 first, which makes the final rounding
+    correct. For float64 outputs the product's error term is added last (correct except in vanishingly
+    rare near-ties)."""
+    if np.dtype(np_dtype) == np.float64:
+        p, pe = _two_prod(a, b)
+        s, se = _two_sum(p, c)
+        return s + (se + pe)
+    s, err = _two_sum(a * b, c)
+    fix = (err != 0) & ((s.view(np.int64) & 1) == 0)
+    s[fix] = np.nextafter(s[fix], np.copysign(np.inf, err[fix]))
+    return s.astype(np_dtype)
+
+
 def _linspace_impl(*, start, end, steps, dtype):
+    """PyTorch's CPU kernel, bit for bit: start/end cast to the dtype, the step computed in the dtype
+    (in float64 for integer dtypes), then ``start + step * i`` for the first half and
+    ``end - step * (steps - 1 - i)`` for the second, each a fused multiply-add (float16 rounds after
+    every operation instead, as its arithmetic goes through float32 one operation at a time)."""
+    npdt = dtype.np
+    if dtype.is_floating_point:
+        a, b = np.asarray(start).astype(npdt), np.asarray(end).astype(npdt)
+    else:
+        a, b = np.asarray(int(start)).astype(npdt), np.asarray(int(end)).astype(npdt)
     if steps == 1:
-        return np.array([start], dtype=np.float64).astype(dtype.np)
-    step = (end - start) / (steps - 1)
-    i = np.arange(steps, dtype=np.float64)
+        return np.asarray([a], dtype=npdt)
     half = steps // 2
-    # PyTorch fills the first half from start and the second half from end (symmetric rounding).
-    out = np.where(i < half, start + i * step, end - (steps - 1 - i) * step)
-    if dtype.category != 2:
+    lo_i = np.arange(half, dtype=np.float64)                  # i for the first half
+    hi_i = np.arange(steps - half - 1, -1, -1, dtype=np.float64)  # steps - 1 - i for the second
+    with np.errstate(over="ignore", invalid="ignore"):
+        if npdt == np.float16:
+            f32, h = np.float32, np.float16
+            step = ((b.astype(f32) - a.astype(f32)).astype(h).astype(f32) / f32(steps - 1)).astype(h).astype(f32)
+            lo = (a.astype(f32) + (step * lo_i.astype(f32)).astype(h).astype(f32)).astype(h)
+            hi = (b.astype(f32) - (step * hi_i.astype(f32)).astype(h).astype(f32)).astype(h)
+            return np.concatenate([lo, hi])
+        calc = npdt if dtype.is_floating_point else np.float64
+        step = float((b.astype(calc) - a.astype(calc)) / np.asarray(steps - 1).astype(calc))
+        out_dt = npdt if dtype.is_floating_point else np.float64
+        lo = _fma_round(np.full(half, step), lo_i, np.full(half, float(a)), out_dt)
+        hi = _fma_round(np.full(steps - half, -step), hi_i, np.full(steps - half, float(b)), out_dt)
+        out = np.concatenate([lo, hi])
+    if not dtype.is_floating_point:
         out = np.trunc(out)
-    return out.astype(dtype.np)
+    return out.astype(npdt, copy=False)
 
 
 LINSPACE = register("linspace", infer=lambda *, start, end, steps, dtype: AVal((steps,), dtype),

@@ -4,6 +4,8 @@ index_select/index_add, masks, nonzero and one_hot."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..core import dtypes as _dt
@@ -47,6 +49,8 @@ def _parse(x, key):
             k = as_tensor(np.asarray(k) if isinstance(k, list) and k and not isinstance(k[0], Tensor) else k)
         elif isinstance(k, np.integer):
             k = int(k)
+        elif isinstance(k, Tensor) and k.ndim == 0 and k.dtype.category == 1:
+            k = int(k)  # PyTorch selects with a 0-d integer tensor, as with an int
         elif isinstance(k, np.bool_):
             k = bool(k)
         if isinstance(k, bool) or isinstance(k, Tensor) and k.ndim == 0 and k.dtype is _dt.bool_:
@@ -151,11 +155,32 @@ def _basic_shape(shape, spec):
     return tuple(out) + tuple(shape[dim:])
 
 
+def _advanced_key(spec, arrays):
+    """PyTorch's two steps: integers, slices and None index first (a view); then the index tensors
+    index that view, the other dimensions taking full slices. Unlike NumPy, an integer is not an
+    advanced index, so it never separates two index tensors."""
+    basic, adv, it = [], [], iter(arrays)
+    for e in spec:
+        tag = e[0]
+        if tag == "s":
+            basic.append(slice(e[1], e[2], e[3]))
+            adv.append(slice(None))
+        elif tag == "i":
+            basic.append(e[1])
+        elif tag == "n":
+            basic.append(None)
+            adv.append(slice(None))
+        else:
+            basic.append(slice(None))
+            adv.append(next(it))
+    return tuple(basic), tuple(adv)
+
+
 def _advanced_shape(shape, spec, idx_shapes):
-    """NumPy's rule: adjacent advanced indices put their broadcast shape in place; separated ones
-    put it first."""
+    """PyTorch's rule: index tensors adjacent in the view left after integer indexing put their
+    broadcast shape in place; separated ones (by a slice or None) put it first."""
     bshape = broadcast_shapes("index", *idx_shapes) if idx_shapes else ()
-    positions = [i for i, e in enumerate(spec) if e[0] == "t"]
+    positions = [i for i, e in enumerate(e for e in spec if e[0] != "i") if e[0] == "t"]
     adjacent = positions == list(range(positions[0], positions[-1] + 1)) if positions else True
     out, dim, placed = [], 0, False
     for e in spec:
@@ -251,8 +276,9 @@ def _index_infer(x, *idx, spec):
 
 
 def _index_impl(x, *idx, spec):
+    basic, adv = _advanced_key(spec, idx)
     try:
-        return x[_np_key(spec, idx)]
+        return x[basic][adv]
     except IndexError as e:
         raise IndexError(f"index: {e} (indexing a tensor of shape {list(x.shape)})") from None
 
@@ -276,16 +302,17 @@ def _index_put_infer(x, v, *idx, spec, accumulate):
 
 def _index_put_impl(x, v, *idx, spec, accumulate):
     out = x.copy()
-    key = _np_key(spec, idx)
+    basic, key = _advanced_key(spec, idx)
+    view = out[basic + (Ellipsis,)]  # a view even when every index is an int: writes land in out
     v = np.asarray(v)
     try:
-        region_nd = out[key].ndim if v.ndim else 0
+        region_nd = view[key].ndim if v.ndim else 0
         while v.ndim > region_nd and v.shape[0] == 1:
             v = v[0]
         if accumulate:
-            np.add.at(out, key, v)
+            np.add.at(view, key, v)
         else:
-            out[key] = v
+            view[key] = v
     except IndexError as e:
         raise IndexError(f"index_put: {e} (indexing a tensor of shape {list(x.shape)})") from None
     return out
@@ -400,12 +427,17 @@ def narrow(input, dim: int, start: int, length: int):
     """
     d = norm_dim("narrow", dim, input.ndim)
     size = input.shape[d]
-    start = int(start)
+    start, length = int(start), int(length)
+    if not -size <= start <= size:
+        raise IndexError(f"narrow: start out of range (expected to be in range of [{-size}, {size}], but got "
+                         f"{start}) for dimension {d} of {describe(input)}")
     if start < 0:
         start += size
-    if not 0 <= start <= size or length < 0 or start + length > size:
-        raise IndexError(f"narrow: start ({start}) + length ({length}) exceeds dimension size ({size}) of "
-                         f"{describe(input)}")
+    if length < 0:
+        raise RuntimeError(f"narrow: length must be non-negative, got {length}")
+    if start + length > size:
+        raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds dimension size ({size}) of "
+                           f"dimension {d} of {describe(input)}")
     key = (slice(None),) * d + (slice(start, start + length),)
     return _getitem(input, key)
 
@@ -458,10 +490,11 @@ def _along(index, dim):
     return tuple(key)
 
 
-def _check_range(name, index, size):
-    if index.size and (index.min() < -size or index.max() >= size):
-        bad = index[(index < -size) | (index >= size)].reshape(-1)[0]
-        raise IndexError(f"{name}(): index {bad} is out of bounds for dimension with size {size}")
+def _check_range(name, index, size, dim, exc=RuntimeError):
+    """PyTorch's gather/scatter/index_* accept no negative indices; the error names index, dim and size."""
+    if index.size and (index.min() < 0 or index.max() >= size):
+        bad = index[(index < 0) | (index >= size)].reshape(-1)[0]
+        raise exc(f"{name}(): index {bad} is out of bounds for dimension {dim} with size {size}")
 
 
 def _gather_infer(x, index, *, dim):
@@ -471,8 +504,9 @@ def _gather_infer(x, index, *, dim):
 
 def _gather_impl(x, index, *, dim):
     if x.ndim == 0:
-        return x.reshape(index.shape).copy() if index.size else np.zeros(index.shape, x.dtype)
-    _check_range("gather", index, x.shape[dim])
+        _check_range("gather", index, 1, 0)
+        return np.broadcast_to(x, index.shape).copy()
+    _check_range("gather", index, x.shape[dim], dim)
     return x[_along(index, dim)]
 
 
@@ -499,19 +533,35 @@ def _src_part(src, index):
     return src
 
 
+def _scatter_target(out, index, src):
+    """A 0-d input takes a 0-d or 1-D index (PyTorch): write through a 1-element view of it."""
+    if out.ndim == 0:
+        s = _src_part(src, index)
+        return out.reshape(1), (index.reshape(-1),), (s.reshape(-1) if isinstance(s, np.ndarray) else s)
+    return None
+
+
 def _scatter_impl(x, index, src, *, dim):
     out = x.copy()
     if index.size:
-        _check_range("scatter", index, x.shape[dim] if x.ndim else 1)
-        out[_along(index, dim)] = _src_part(src, index)
+        _check_range("scatter", index, x.shape[dim] if x.ndim else 1, dim)
+        t = _scatter_target(out, index, src)
+        if t is not None:
+            t[0][t[1]] = t[2]
+        else:
+            out[_along(index, dim)] = _src_part(src, index)
     return out
 
 
 def _scatter_add_impl(x, index, src, *, dim):
     out = x.copy()
     if index.size:
-        _check_range("scatter_add", index, x.shape[dim] if x.ndim else 1)
-        np.add.at(out, _along(index, dim), _src_part(src, index))
+        _check_range("scatter_add", index, x.shape[dim] if x.ndim else 1, dim)
+        t = _scatter_target(out, index, src)
+        if t is not None:
+            np.add.at(*t)
+        else:
+            np.add.at(out, _along(index, dim), _src_part(src, index))
     return out
 
 
@@ -607,7 +657,8 @@ def _scatter_(self, dim, index, src=None, *, value=None, reduce=None):
     try:
         if reduce is not None:
             return self.copy_(scatter(self, dim, index, src, value=value, reduce=reduce))
-        return apply_inplace(SCATTER, self, index, _src_value(self, src, value), dim=norm_dim("scatter_", dim, self.ndim))
+        return apply_inplace(SCATTER, self, index, _src_value(self, src, value),
+                             dim=norm_dim("scatter_", dim, self.ndim))
     except Exception as e:
         reraise_filtered(e)
         raise
@@ -636,16 +687,21 @@ def _index_select_infer(x, index, *, dim):
         raise IndexError(f"index_select(): Index is supposed to be a vector, got {describe(index)}")
     if index.dtype.category != 1:
         raise DTypeError(f"index_select(): Expected dtype int32/int64 for index, got {describe(index)}")
-    shape = list(x.shape) or [1]
+    if not x.shape and math.prod(index.shape) != 1:
+        raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {math.prod(index.shape)} "
+                           f"value(s) ({describe(index)})")
+    if not x.shape:  # a 0-d input stays 0-d (its one index was checked above)
+        return AVal((), x.dtype)
+    shape = list(x.shape)
     shape[dim] = index.shape[0] if index.shape else 1
-    return AVal(tuple(shape) if x.shape else (() if not index.shape else (index.shape[0],)), x.dtype)
+    return AVal(tuple(shape), x.dtype)
 
 
 def _index_select_impl(x, index, *, dim):
     if x.ndim == 0:
-        _check_range("index_select", index, 1)
-        return np.repeat(x.reshape(1), index.size).reshape(index.shape)
-    _check_range("index_select", index, x.shape[dim])
+        _check_range("index_select", index, 1, 0, IndexError)
+        return x.copy()
+    _check_range("index_select", index, x.shape[dim], dim, IndexError)
     return np.take(x, index.reshape(-1), axis=dim)
 
 
@@ -673,9 +729,9 @@ def _index_add_infer(x, index, src, *, dim):
 def _index_add_impl(x, index, src, *, dim):
     out = x.copy()
     if x.ndim == 0:
-        _check_range("index_add", index, 1)
+        _check_range("index_add", index, 1, 0)
         return out + np.sum(src)
-    _check_range("index_add", index, x.shape[dim])
+    _check_range("index_add", index, x.shape[dim], dim)
     np.add.at(out, (slice(None),) * dim + (index.reshape(-1),), src)
     return out
 
@@ -863,8 +919,10 @@ def nonzero(input, *, as_tuple: bool = False):
     out = apply(NONZERO, input)
     if not as_tuple:
         return out
-    if input.ndim == 0:
-        return (out.reshape(-1),)
+    if input.ndim == 0:  # one zero index per match (PyTorch), though there is no dimension to index
+        from .creation import zeros
+
+        return (zeros(out.shape[0], dtype=_dt.int64),)
     return tuple(out[:, i] for i in range(input.ndim))
 
 
@@ -892,6 +950,9 @@ def _one_hot_infer(x, *, num_classes):
 def _one_hot_impl(x, *, num_classes):
     if x.size and x.min() < 0:
         raise RuntimeError("one_hot: class values must be non-negative")
+    if num_classes < 0 and not x.size:
+        raise RuntimeError(f"one_hot: can not infer the total number of classes from an empty tensor (shape "
+                           f"{list(x.shape)}); pass num_classes")
     n = num_classes if num_classes >= 0 else (int(x.max()) + 1 if x.size else 0)
     if x.size and x.max() >= n:
         raise RuntimeError(f"one_hot: class values must be smaller than num_classes ({n}), got {int(x.max())}")

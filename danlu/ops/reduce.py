@@ -51,7 +51,9 @@ def _expand_back(g, in_shape, dims, keepdim):
 def _dims_of(name, x, dim):
     if isinstance(dim, (tuple, list)) and len(dim) == 0:
         dim = None
-    return norm_dims(name, dim, len(x.shape))
+    dims = norm_dims(name, dim, len(x.shape))
+    # A 0-d tensor accepts dim 0 / -1 (as PyTorch) but has no axis to reduce.
+    return dims if x.shape else ()
 
 
 def _acc_dtype(dt):
@@ -228,9 +230,11 @@ def _amax_vjp(c, g):
     return (_expand_back(g, in_shape, dims, keepdim) * mask / count,)
 
 
-AMAX = register("amax", infer=_minmax_infer("amax"), impl=lambda x, *, dims, keepdim: np.amax(x, dims, keepdims=keepdim),
+AMAX = register("amax", infer=_minmax_infer("amax"),
+                impl=lambda x, *, dims, keepdim: np.amax(x, dims, keepdims=keepdim),
                 vjp=_amax_vjp, save_in=(0,), save_out=True, reduction=True, family="reduce")
-AMIN = register("amin", infer=_minmax_infer("amin"), impl=lambda x, *, dims, keepdim: np.amin(x, dims, keepdims=keepdim),
+AMIN = register("amin", infer=_minmax_infer("amin"),
+                impl=lambda x, *, dims, keepdim: np.amin(x, dims, keepdims=keepdim),
                 vjp=_amax_vjp, save_in=(0,), save_out=True, reduction=True, family="reduce")
 
 
@@ -406,18 +410,21 @@ def _var_impl(x, *, dims, correction, keepdim):
     with np.errstate(invalid="ignore", divide="ignore"):
         n = _count(x.shape, dims)
         if n - correction <= 0:
+            # PyTorch clamps the degrees of freedom at 0 (so the result is inf or nan, never negative).
             m = np.mean(x, axis=dims, keepdims=True)
             s = np.sum((x - m) ** 2, axis=dims, keepdims=keepdim)
-            return (s / np.asarray(n - correction, dtype=x.dtype)).astype(x.dtype)
+            return (s / np.asarray(0, dtype=x.dtype)).astype(x.dtype)
         return np.var(x, axis=dims, ddof=correction, keepdims=keepdim)
 
 
 def _var_vjp(c, g):
     x = c.inputs[0]
     in_shape, dims, keepdim = c.in_meta[0][0], c.attrs["dims"], c.attrs["keepdim"]
-    n = _count(in_shape, dims)
+    dof = _count(in_shape, dims) - c.attrs["correction"]
     m = mean(x, dims, keepdim=True)
-    return (_expand_back(g, in_shape, dims, keepdim) * (x - m) * (2.0 / (n - c.attrs["correction"])),)
+    # No degrees of freedom: 2 / 0 is inf (so 0 * inf gives nan, as PyTorch), not a Python ZeroDivisionError.
+    scale = 2.0 / dof if dof else math.inf
+    return (_expand_back(g, in_shape, dims, keepdim) * (x - m) * scale,)
 
 
 VAR = register("var", infer=_var_infer, impl=_var_impl, vjp=_var_vjp, save_in=(0,), reduction=True,
@@ -448,15 +455,19 @@ def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=Non
 
 @api
 def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
-    """Standard deviation: ``sqrt(var(...))``.
+    """Standard deviation: ``sqrt(var(...))``; its gradient is 0 where the spread is 0, as PyTorch.
 
     >>> import danlu as dl
     >>> dl.tensor([1.0, 3.0]).std()
     tensor(1.4142)
     """
-    from .elementwise import sqrt
+    from .elementwise import sqrt, where
 
-    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+    v = var(input, dim, unbiased, keepdim, correction=correction)
+    # sqrt's derivative is infinite at 0; differentiate sqrt at a safe 1 there so the masked branch
+    # contributes an exact 0 instead of 0 * inf = nan.
+    zero = v == 0
+    return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
 
 
 @api
@@ -523,7 +534,7 @@ def logsumexp(input, dim, keepdim: bool = False):
 
     >>> import danlu as dl
     >>> dl.logsumexp(dl.tensor([1000.0, 1000.0]), 0)
-    tensor(1000.6931)
+    tensor(1000.6932)
     """
     return apply(LOGSUMEXP, input, dims=_dims_of("logsumexp", input, dim), keepdim=bool(keepdim))
 
@@ -540,7 +551,9 @@ def _norm_infer(x, *, p, dims, keepdim):
 def _norm_impl(x, *, p, dims, keepdim):
     a = np.abs(x)
     if p == math.inf:
-        return np.amax(a, axis=dims, keepdims=keepdim) if a.size else np.zeros(_reduced(x.shape, dims, keepdim), x.dtype)
+        if not a.size:
+            return np.zeros(_reduced(x.shape, dims, keepdim), x.dtype)
+        return np.amax(a, axis=dims, keepdims=keepdim)
     if p == -math.inf:
         return np.amin(a, axis=dims, keepdims=keepdim)
     if p == 0:
@@ -572,7 +585,10 @@ def _norm_vjp(c, g):
         count = sum(mask, dims, keepdim=True)
         return (ge * sign(x) * mask / count,)
     ax = _abs(x)
-    return (where(n == 0, 0.0, ge * sign(x) * ax ** (p - 1) / n ** (p - 1)),)
+    # A zero norm takes a safe divisor, so the masked branch holds no 0/0 that double backward would
+    # turn into nan (PyTorch's second derivative there is 0 too).
+    zero = n == 0
+    return (where(zero, 0.0, ge * sign(x) * ax ** (p - 1) / where(zero, 1.0, n) ** (p - 1)),)
 
 
 NORM = register("norm", infer=_norm_infer, impl=_norm_impl, vjp=_norm_vjp, save_in=(0,), save_out=True,
@@ -637,14 +653,24 @@ def _cumprod_impl(x, *, dim):
 
 
 def _cumprod_vjp(c, g):
-    """Exact with zeros: positions before the first zero use the quotient rule; the first zero gets
-    the sum over later outputs of the product of the other factors; positions after it get zero."""
-    from .elementwise import where
+    """Exact with zeros. d out_j / d x_k = prod of x_i for i <= j, i != k, so
+    grad_k = sum_{j >= k} g_j * prod_{i <= j, i != k} x_i.
+
+    First-order backward uses an O(n) form: before the first zero the quotient rule, at the first zero
+    the products with that zero replaced by 1, after it zero. That form's own derivative is wrong at the
+    zeros (a zero value with a nonzero slope), so when the backward pass is itself recorded
+    (``create_graph=True``) the omitted products are built explicitly, O(n^2) along ``dim``, as PyTorch
+    also does for double backward."""
+    from ..core.dispatch import state
 
     if g.ndim == 0:
         return (g,)
     x = c.inputs[0]
     d = c.attrs["dim"]
+    if state.grad_enabled:
+        return (_cumprod_grad_differentiable(x, g, d),)
+    from .elementwise import where
+
     out = c.out
     is_zero = x == 0
     zeros_incl = cumsum(is_zero.to(_dt.int64), d)          # zeros up to and including i
@@ -659,6 +685,24 @@ def _cumprod_vjp(c, g):
     g_zero = sum(where(after, g * p1, 0.0), d, keepdim=True)
     zero = g * 0.0
     return (where(before, g_before, where(first_zero, g_zero + zero, zero)),)
+
+
+def _cumprod_grad_differentiable(x, g, d):
+    """grad_k = sum_{j >= k} g_j * P[k, j] with P[k, j] = prod_{i <= j, i != k} x_i, from one cumprod
+    over an (..., n, n) tensor whose row k has x_k replaced by 1. Polynomial in x, so exact to any order."""
+    from .creation import arange
+    from .elementwise import where
+    from .shape import movedim, unsqueeze
+
+    xl, gl = movedim(x, d, -1), movedim(g, d, -1)
+    n = xl.shape[-1]
+    i = arange(n)
+    diag = unsqueeze(i, 1) == unsqueeze(i, 0)                # [k, i]: i == k
+    upper = unsqueeze(i, 1) <= unsqueeze(i, 0)               # [k, j]: j >= k
+    rows = where(diag, 1.0, unsqueeze(xl, -2))               # (..., n, n)
+    omitted = cumprod(rows, -1)
+    gl = sum(where(upper, unsqueeze(gl, -2) * omitted, 0.0), -1)
+    return movedim(gl, -1, d)
 
 
 CUMPROD = register("cumprod", infer=_scan_infer, impl=_cumprod_impl, vjp=_cumprod_vjp, save_in=(0,),

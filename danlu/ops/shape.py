@@ -35,7 +35,7 @@ def _shape_args(shape, opname):
             s = int(s)
         if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
             raise TypeError(f"{opname}: sizes must be ints, got {s!r} in {tuple(shape)}")
-        out.append(int(s))
+        out.append(s if isinstance(s, int) else int(s))  # keeps symbolic sizes (int subclasses)
     return tuple(out)
 
 
@@ -396,7 +396,12 @@ for _f in (squeeze, unsqueeze, flatten, unflatten, ravel):
 
 # == clone / contiguous =============================================================================
 
-CLONE = register("clone", infer=lambda x: AVal(x.shape, x.dtype), impl=lambda x: np.array(x, copy=True),
+def _clone_impl(x, *, contiguous=False):
+    # clone keeps a dense layout's strides (PyTorch's preserve_format); contiguous() must give row-major.
+    return np.array(x, copy=True, order="C" if contiguous else "K")
+
+
+CLONE = register("clone", infer=lambda x, *, contiguous=False: AVal(x.shape, x.dtype), impl=_clone_impl,
                  vjp=lambda c, g: (g,), family="shape")
 
 
@@ -415,7 +420,7 @@ def _contiguous(self, memory_format=None):
     d = self._data
     if isinstance(d, np.ndarray) and d.flags.c_contiguous:
         return self
-    return apply(CLONE, self)
+    return apply(CLONE, self, contiguous=True)
 
 
 _export(clone, "clone")
@@ -461,7 +466,16 @@ def _cat_vjp(c, g):
     d = d % nd
     sizes = tuple(s[d] if len(s) == nd else 0 for s in shapes)
     parts = split(g, list(sizes), d)
-    return tuple(p if len(s) == nd else None for p, s in zip(parts, shapes))
+    # Legacy empty 1-D inputs were skipped; like PyTorch, they still get an (empty) gradient.
+    return tuple(p if len(s) == nd else _empty_grad(c, i, g) for i, (p, s) in enumerate(zip(parts, shapes)))
+
+
+def _empty_grad(c, i, g):
+    if c.edges[i] is None:
+        return None
+    from .creation import zeros
+
+    return zeros(c.in_meta[i][0], dtype=g.dtype)
 
 
 CAT = register("cat", infer=_cat_infer, impl=_cat_impl, vjp=_cat_vjp, promote=promote_group(), family="shape")
@@ -595,9 +609,11 @@ def chunk(input, chunks: int, dim: int = 0):
     """
     if chunks <= 0:
         raise RuntimeError(f"chunk: chunk expects `chunks` to be greater than 0, got: {chunks}")
-    n = input.shape[norm_dim("chunk", dim, input.ndim)]
-    size = max(1, -(-n // chunks)) if n else 1
-    return split(input, size, dim)
+    d = norm_dim("chunk", dim, input.ndim)
+    n = input.shape[d]
+    if n == 0:  # PyTorch returns `chunks` empty pieces here
+        return apply(SPLIT, input, sizes=(0,) * chunks, dim=d)
+    return split(input, -(-n // chunks), d)
 
 
 @api
@@ -610,13 +626,25 @@ def tensor_split(input, indices_or_sections, dim: int = 0):
     """
     d = norm_dim("tensor_split", dim, input.ndim)
     n = input.shape[d]
-    if isinstance(indices_or_sections, int):
-        k = indices_or_sections
+    ios = indices_or_sections
+    if isinstance(ios, Tensor):
+        if ios.dtype.category != 1 or ios.ndim > 1:
+            raise RuntimeError(f"tensor_split: expected indices_or_sections to be a 0-d or 1-d integer tensor, "
+                               f"got {describe(ios)}")
+        ios = int(ios) if ios.ndim == 0 else ios.tolist()
+    if isinstance(ios, (int, np.integer)):
+        k = int(ios)
+        if k <= 0:
+            raise RuntimeError(f"tensor_split: number of sections must be larger than 0, got {k}")
         sizes = [n // k + 1] * (n % k) + [n // k] * (k - n % k)
-    else:
-        bounds = [0] + [min(max(int(i), 0), n) for i in indices_or_sections] + [n]
-        sizes = [max(0, b - a) for a, b in zip(bounds[:-1], bounds[1:])]
-    return apply(SPLIT, input, sizes=tuple(sizes), dim=d)
+        return apply(SPLIT, input, sizes=tuple(sizes), dim=d)
+    # Each piece is the Python slice [a:b] of consecutive bounds (negative ones count from the end).
+    bounds = [0] + [min(max(int(i) + n if int(i) < 0 else int(i), 0), n) for i in ios] + [n]
+    if all(a <= b for a, b in zip(bounds[:-1], bounds[1:])):
+        return apply(SPLIT, input, sizes=tuple(b - a for a, b in zip(bounds[:-1], bounds[1:])), dim=d)
+    from .index import narrow  # unordered indices: the pieces overlap, so they are slices, not a split
+
+    return tuple(narrow(input, d, a, max(0, b - a)) for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 @api
@@ -657,8 +685,11 @@ def flip(input, dims):
     tensor([2, 1, 0])
     """
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
-    dims = tuple(sorted({norm_dim("flip", d, input.ndim) for d in dims}))
-    return apply(FLIP, input, dims=dims)
+    norm = [norm_dim("flip", d, input.ndim) for d in dims]
+    if len(set(norm)) != len(norm):
+        raise RuntimeError(f"flip: dims {list(dims)} has a dim appearing multiple times")
+    # A 0-d tensor accepts dim 0 / -1 (as PyTorch) but has no axis to flip.
+    return apply(FLIP, input, dims=tuple(sorted(norm)) if input.ndim else ())
 
 
 def _flip_method(self, *dims):
@@ -701,6 +732,8 @@ def roll(input, shifts, dims=None):
             raise RuntimeError("roll: without dims, shifts must be a single int")
         return apply(ROLL, input, shifts=shifts, dims=None)
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if input.ndim == 0 and dims:
+        raise IndexError(f"roll: dimension specified as {dims[0]} but tensor has no dimensions ({describe(input)})")
     if len(dims) != len(shifts):
         raise RuntimeError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims: {len(dims)}")
     dims = tuple(norm_dim("roll", d, input.ndim) for d in dims)

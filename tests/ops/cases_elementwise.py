@@ -148,3 +148,10 @@ CASES += [
     OpCase("relu_double_backward", lambda x, v: _second(lambda m: m.relu)(dl, x, v),
            lambda x, v: _second(lambda m: m.relu)(torch, x, v), [[Arg((3, 4), "nonzero"), Arg((3, 4))]]),
 ]
+
+CASES += [
+    OpCase("shifts", lambda a, b: (a << b, a >> b, dl.bitwise_left_shift(a, 2), a.bitwise_right_shift(1)),
+           lambda a, b: (a << b, a >> b, torch.bitwise_left_shift(a, 2), a.bitwise_right_shift(1)),
+           [[Arg((3, 4), "int", low=0, high=100), Arg((4,), "int", low=0, high=5)]], dtypes=("int64", "int32"),
+           grad=False),
+]
