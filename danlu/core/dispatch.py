@@ -274,8 +274,12 @@ def _link_view(src, outs):
     sd = src._data
     for o in (outs if isinstance(outs, tuple) else (outs,)):
         d = o._data
-        if type(d) is _ndarray and (type(sd) is not _ndarray or not np.may_share_memory(d, sd)):
-            continue
+        if type(d) is _ndarray:
+            b = d.base
+            # NumPy's views point at the array that owns the memory: identity checks settle most cases
+            if b is None or (b is not sd and b is not getattr(sd, "base", None)
+                             and (type(sd) is not _ndarray or not np.may_share_memory(d, sd))):
+                continue
         if src._vc is None:
             src._vc = [0]
         o._vc = src._vc

@@ -87,8 +87,7 @@ def _parse(x, key):
             if k.step is not None and _int(k.step) <= 0:
                 raise ValueError(f"step must be greater than zero (got a slice with step {k.step}); use "
                                  "flip() to reverse a dimension")
-            start, stop, step = slice(_int(k.start), _int(k.stop), _int(k.step)).indices(shape[dim])
-            spec.append(("s", start, max(stop, start), step))
+            spec.append(_slice_spec(k, shape[dim]))
             dim += 1
         elif isinstance(k, int):
             size = shape[dim]
@@ -120,14 +119,49 @@ def _parse(x, key):
 
 
 def _int(v):
-    if v is None:
-        return None
-    if isinstance(v, Tensor):
-        return int(v)
+    if v is None or isinstance(v, int):
+        return v  # ints stay as they are (symbolic sizes included)
     return int(v)
 
 
+def _slice_spec(k: slice, size) -> tuple:
+    """("s", start, stop, step) resolved against ``size``. A symbolic size (a dynamic dimension) stays
+    symbolic for the common forms (``:``, ``a:``, ``:b``, ``a:b`` with non-negative bounds, step 1)."""
+    start, stop, step = k.start, k.stop, k.step
+    if size.__class__ is int and (start is None or start.__class__ is int) and \
+            (stop is None or stop.__class__ is int) and (step is None or step.__class__ is int):
+        start, stop, step = k.indices(size)
+        return ("s", start, stop if stop > start else start, step)
+    start, stop, step = _int(start), _int(stop), _int(step)
+    if size.__class__ is not int and isinstance(size, int) and (step in (None, 1)) and \
+            (start is None or start >= 0) and (stop is None or stop >= 0):
+        lo = 0 if start is None else start
+        hi = size if stop is None else stop
+        if stop is not None and stop > size:  # records a guard on the symbolic size
+            hi = size
+        if lo > hi:
+            lo = hi
+        return ("s", lo, hi, 1)
+    start, stop, step = slice(start, stop, step).indices(size)
+    return ("s", start, max(stop, start), step)
+
+
+_BASIC_KEYS: dict = {}
+
+
 def _np_key(spec, arrays):
+    if not arrays:
+        key = _BASIC_KEYS.get(spec)
+        if key is None:
+            key = _np_key_build(spec, ())
+            if len(_BASIC_KEYS) > 4096:
+                _BASIC_KEYS.clear()
+            _BASIC_KEYS[spec] = key
+        return key
+    return _np_key_build(spec, arrays)
+
+
+def _np_key_build(spec, arrays):
     key, it = [], iter(arrays)
     for e in spec:
         tag = e[0]
@@ -142,11 +176,16 @@ def _np_key(spec, arrays):
     return tuple(key)
 
 
+def _span(e) -> int:
+    """Length of a slice spec entry; stop - start for step 1 keeps symbolic sizes symbolic."""
+    return e[2] - e[1] if e[3] == 1 else len(range(e[1], e[2], e[3]))
+
+
 def _basic_shape(shape, spec):
     out, dim = [], 0
     for e in spec:
         if e[0] == "s":
-            out.append(len(range(e[1], e[2], e[3])))
+            out.append(_span(e))
             dim += 1
         elif e[0] == "i":
             dim += 1
@@ -190,7 +229,7 @@ def _advanced_shape(shape, spec, idx_shapes):
                 placed = True
             dim += 1
         elif e[0] == "s":
-            out.append(len(range(e[1], e[2], e[3])))
+            out.append(_span(e))
             dim += 1
         elif e[0] == "i":
             dim += 1
@@ -344,13 +383,9 @@ def _getitem(self, key):
 
             u = unsqueeze(self, 0)
             return u if bool(key) else apply(GETITEM, u, spec=(("s", 0, 0, 1),))
-        if isinstance(key, int) and not isinstance(key, bool) and self.ndim:
-            size = self._data.shape[0]
-            if not -size <= key < size:
-                raise IndexError(f"index {key} is out of bounds for dimension 0 with size {size} "
-                                 f"(indexing {describe(self)})")
-            return apply(GETITEM, self, spec=(("i", key % size),) + tuple(
-                ("s", 0, s, 1) for s in self._data.shape[1:]))
+        spec = _fast_spec(self._data.shape, key)
+        if spec is not None:
+            return apply(GETITEM, self, spec=spec)
         spec, tensors = _parse(self, key)
         if not tensors:
             return apply(GETITEM, self, spec=spec)
@@ -358,6 +393,37 @@ def _getitem(self, key):
     except Exception as e:
         reraise_filtered(e)
         raise
+
+
+def _fast_spec(shape, key):
+    """The spec of the common keys (ints and slices only), or None to take the general path."""
+    if key.__class__ is int:
+        if not shape:
+            return None
+        size = shape[0]
+        if not -size <= key < size:
+            raise IndexError(f"index {key} is out of bounds for dimension 0 with size {size}")
+        return (("i", key % size),)
+    if key.__class__ is slice:
+        if not shape or (key.step is not None and key.step.__class__ is not int):
+            return None
+        if key.step is not None and key.step <= 0:
+            return None
+        return (_slice_spec(key, shape[0]),)
+    if key.__class__ is tuple and len(key) <= len(shape):
+        spec = []
+        for d, k in enumerate(key):
+            if k.__class__ is int:
+                size = shape[d]
+                if not -size <= k < size:
+                    return None  # the general path raises the full error
+                spec.append(("i", k % size))
+            elif k.__class__ is slice and (k.step is None or (k.step.__class__ is int and k.step > 0)):
+                spec.append(_slice_spec(k, shape[d]))
+            else:
+                return None
+        return tuple(spec)
+    return None
 
 
 def _setitem(self, key, value):

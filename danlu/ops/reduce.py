@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core import dtypes as _dt
 from ..core.dispatch import CONVERT, apply
-from ..core.errors import DTypeError, api, describe
+from ..core.errors import DTypeError, api, describe, reraise_filtered
 from ..core.registry import AVal, register
 from ..core.tensor import Tensor
 from ._util import norm_dim, norm_dims
@@ -48,7 +48,15 @@ def _expand_back(g, in_shape, dims, keepdim):
     return expand(g, *in_shape)
 
 
+_ALL_DIMS = [tuple(range(n)) for n in range(33)]
+
+
 def _dims_of(name, x, dim):
+    nd = len(x._data.shape)
+    if dim is None and nd < 33:
+        return _ALL_DIMS[nd]
+    if dim.__class__ is int and nd and -nd <= dim < nd:
+        return (dim % nd,)
     if isinstance(dim, (tuple, list)) and len(dim) == 0:
         dim = None
     dims = norm_dims(name, dim, len(x.shape))
@@ -66,12 +74,16 @@ def _sum_infer(x, *, dims, keepdim):
     return AVal(_reduced(tuple(x.shape), dims, keepdim), _acc_dtype(x.dtype))
 
 
+_add_reduce = np.add.reduce
+
+
 def _sum_impl(x, *, dims, keepdim):
-    if x.dtype.kind in "biu":
-        return np.sum(x, axis=dims, keepdims=keepdim, dtype=np.int64)
-    if x.dtype == np.float16:
-        return np.sum(x, axis=dims, keepdims=keepdim, dtype=np.float32).astype(np.float16)
-    return np.sum(x, axis=dims, keepdims=keepdim)
+    k = x.dtype.kind
+    if k == "f" and x.dtype.itemsize > 2:
+        return _add_reduce(x, axis=dims, keepdims=keepdim)  # the ufunc method: no Python-level wrapper
+    if k in "biu":
+        return _add_reduce(x, axis=dims, keepdims=keepdim, dtype=np.int64)
+    return _add_reduce(x, axis=dims, keepdims=keepdim, dtype=np.float32).astype(np.float16)
 
 
 SUM = register("sum", infer=_sum_infer, impl=_sum_impl, reduction=True, family="reduce",
@@ -84,7 +96,6 @@ def _maybe_cast(input, dtype):
     return input
 
 
-@api
 def sum(input, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A001 - PyTorch's name
     """Sum over ``dim`` (all dims when None); integers and bools sum to int64.
 
@@ -93,8 +104,13 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A001 - 
     >>> x.sum(), x.sum(0), x.sum(1, keepdim=True).shape
     (tensor(10), tensor([4, 6]), danlu.Size([2, 1]))
     """
-    input = _maybe_cast(input, dtype)
-    return apply(SUM, input, dims=_dims_of("sum", input, dim), keepdim=bool(keepdim))
+    try:  # inline error boundary: sum is hot
+        if dtype is not None:
+            input = _maybe_cast(input, dtype)
+        return apply(SUM, input, dims=_dims_of("sum", input, dim), keepdim=keepdim is True or bool(keepdim))
+    except Exception as e:
+        reraise_filtered(e)
+        raise
 
 
 def _mean_infer(x, *, dims, keepdim):
@@ -106,10 +122,13 @@ def _mean_infer(x, *, dims, keepdim):
 
 
 def _mean_impl(x, *, dims, keepdim):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if x.dtype == np.float16:
-            return np.mean(x, axis=dims, keepdims=keepdim, dtype=np.float32).astype(np.float16)
-        return np.mean(x, axis=dims, keepdims=keepdim)
+    n = 1
+    for d in dims:
+        n *= x.shape[d]
+    if x.dtype == np.float16:
+        return (_add_reduce(x, axis=dims, keepdims=keepdim, dtype=np.float32) / np.float32(n)).astype(np.float16)
+    s = _add_reduce(x, axis=dims, keepdims=keepdim)
+    return s / x.dtype.type(n) if n else s * x.dtype.type(np.nan)
 
 
 def _count(shape, dims):
@@ -129,7 +148,6 @@ def _mean_vjp(c, g):
 MEAN = register("mean", infer=_mean_infer, impl=_mean_impl, vjp=_mean_vjp, reduction=True, family="reduce")
 
 
-@api
 def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
     """Mean over ``dim`` (floating point only, as PyTorch).
 
@@ -137,8 +155,13 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
     >>> dl.tensor([[1.0, 2.0], [3.0, 4.0]]).mean(0)
     tensor([2., 3.])
     """
-    input = _maybe_cast(input, dtype)
-    return apply(MEAN, input, dims=_dims_of("mean", input, dim), keepdim=bool(keepdim))
+    try:
+        if dtype is not None:
+            input = _maybe_cast(input, dtype)
+        return apply(MEAN, input, dims=_dims_of("mean", input, dim), keepdim=keepdim is True or bool(keepdim))
+    except Exception as e:
+        reraise_filtered(e)
+        raise
 
 
 def _prod_impl(x, *, dims, keepdim):

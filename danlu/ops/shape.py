@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core import dtypes as _dt
 from ..core.dispatch import apply
-from ..core.errors import ShapeError, api, describe, fmt_shape
+from ..core.errors import ShapeError, api, describe, fmt_shape, reraise_filtered
 from ..core.registry import AVal, register
 from ..core.tensor import Tensor
 from ._util import norm_dim, promote_group
@@ -68,11 +68,10 @@ def _reshape_infer(x, *, shape):
     return AVal(resolve_shape("reshape", shape, x.shape), x.dtype)
 
 
-RESHAPE = register("reshape", infer=_reshape_infer, impl=lambda x, *, shape: np.reshape(x, shape),
+RESHAPE = register("reshape", infer=_reshape_infer, impl=lambda x, *, shape: x.reshape(shape),
                    vjp=lambda c, g: (reshape(g, c.in_meta[0][0]),), view=True, family="shape")
 
 
-@api
 def reshape(input, *shape):
     """The same data with a new shape (a view when possible, else a copy); -1 infers one size.
 
@@ -81,8 +80,29 @@ def reshape(input, *shape):
     tensor([[0, 1, 2],
             [3, 4, 5]])
     """
-    shape = _shape_args(shape, "reshape")
-    return apply(RESHAPE, input, shape=resolve_shape("reshape", shape, tuple(input.shape)))
+    try:  # inline error boundary: reshape is hot
+        in_shape = input._data.shape
+        key = (shape, in_shape)
+        out = _RESHAPE_CACHE.get(key) if shape.__class__ is tuple and _plain(shape) else None
+        if out is None:
+            out = resolve_shape("reshape", _shape_args(shape, "reshape"), tuple(in_shape))
+            if _plain(shape) and _plain(in_shape) and len(_RESHAPE_CACHE) < 4096:
+                _RESHAPE_CACHE[key] = out
+        return apply(RESHAPE, input, shape=out)
+    except Exception as e:
+        reraise_filtered(e)
+        raise
+
+
+_RESHAPE_CACHE: dict = {}
+
+
+def _plain(shape) -> bool:
+    """All exact ints (no symbolic sizes, no nested tuples): safe to cache."""
+    for s in shape:
+        if s.__class__ is not int:
+            return False
+    return True
 
 
 def _alias(x):
@@ -149,7 +169,7 @@ def _permute_vjp(c, g):
     return (permute(g, tuple(inv)),)
 
 
-PERMUTE = register("permute", infer=_permute_infer, impl=lambda x, *, dims: np.transpose(x, dims),
+PERMUTE = register("permute", infer=_permute_infer, impl=lambda x, *, dims: x.transpose(dims),
                    vjp=_permute_vjp, view=True, family="shape")
 
 

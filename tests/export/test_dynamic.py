@@ -188,14 +188,6 @@ def test_scan_with_a_dynamic_batch_in_the_carry(tmp_path):
     assert_outputs_equal(prog(x, h0), eager(rnn, x, h0), rtol=1e-5)
 
 
-# The test below states the behaviour an artifact should have; it fails because of a bug outside
-# danlu/export (slicing a dynamic dimension). strict=True makes it fail loudly once the bug is fixed, so
-# that the xfail mark gets removed.
-
-@pytest.mark.xfail(strict=True, raises=export.ExportError,
-                   reason="danlu/ops/index.py resolves slices against a dynamic size with slice.indices(), which "
-                          "returns plain ints, so x[:, 1:3] bakes the example batch size into the getitem spec; "
-                          "save detects it and refuses")
 def test_slicing_other_dimensions_of_a_dynamic_batch(tmp_path):
     fn = lambda x: x[:, 1:3] * 2  # noqa: E731
     prog = roundtrip(fn, (dl.randn(4, 5),), tmp_path / "s.dlx", dynamic={0: 0})
