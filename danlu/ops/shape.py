@@ -914,3 +914,44 @@ PAD = register("pad", infer=_pad_infer, impl=_pad_impl,
 
 def pad_constant(input, pad, value=0.0):
     return apply(PAD, input, pad=tuple(int(p) for p in pad), value=value)
+
+
+# == algebraic simplification rules (read by danlu.graph's simplification pass) =====================
+
+def _same_aval(out, x):
+    return hasattr(x, "shape") and not isinstance(x, Tensor) and tuple(out.shape) == tuple(x.shape) \
+        and out.dtype == x.dtype
+
+
+def _reshape_rule(ins, attrs, out, producer):
+    x = ins[0]
+    if _same_aval(out, x):
+        return x  # reshape to its own shape
+    p = producer(x)
+    if p is not None and p.op is RESHAPE:  # reshape(reshape(y)) is one reshape of y
+        return [(RESHAPE, (p.inputs[0],), dict(attrs))]
+    return None
+
+
+def _expand_rule(ins, attrs, out, producer):
+    return ins[0] if _same_aval(out, ins[0]) else None
+
+
+def _permute_rule(ins, attrs, out, producer):
+    x = ins[0]
+    dims = tuple(attrs["dims"])
+    p = producer(x)
+    if p is not None and p.op is PERMUTE:  # two transposes compose into one (or none)
+        inner = tuple(p.attrs["dims"])
+        dims = tuple(inner[d] for d in dims)
+        x = p.inputs[0]
+    if dims == tuple(range(len(dims))):
+        return x
+    if x is not ins[0]:
+        return [(PERMUTE, (x,), {"dims": dims})]
+    return None
+
+
+RESHAPE.extra["simplify"] = _reshape_rule
+EXPAND.extra["simplify"] = _expand_rule
+PERMUTE.extra["simplify"] = _permute_rule

@@ -153,3 +153,17 @@ def test_pipeline_dumps_each_pass(tmp_path, monkeypatch):
     run_pipeline(g)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files[0].endswith("traced.txt") and any("fusion" in f for f in files)
+
+
+def test_shape_rules_fold_reshape_chains_and_double_transposes():
+    def f(x):
+        y = x.reshape(2, 6).reshape(3, 4).reshape(12)
+        z = x.transpose(0, 1).transpose(0, 1)
+        return y, z + x.reshape(3, 4)
+
+    g, arrays = traced(f, dl.randn(3, 4))
+    before = g.copy()
+    g = dead_code_elimination(algebraic_simplification(g))
+    names = ops_of(g)
+    assert names.count("reshape") == 1 and "permute" not in names
+    assert_same(before, g, arrays)
