@@ -124,6 +124,21 @@ class ModuleList(Module):
     def __iadd__(self, modules):
         return self.extend(modules)
 
+    def __repr__(self) -> str:
+        """As PyTorch: runs of identical children print once, as ``(0-2): 3 x Linear(...)``."""
+        if not self._modules:
+            return "ModuleList()"
+        reprs = [repr(m) for m in self._modules.values()]
+        lines, i = [], 0
+        while i < len(reprs):
+            j = i
+            while j + 1 < len(reprs) and reprs[j + 1] == reprs[i]:
+                j += 1
+            body = reprs[i].replace("\n", "\n  ")
+            lines.append(f"({i}): {body}" if j == i else f"({i}-{j}): {j - i + 1} x {body}")
+            i = j + 1
+        return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
+
     def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
         return self
