@@ -12,7 +12,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(BASE): pyproject.toml | $(PY)
-	$(PIP) -e .
+	$(PIP) -e '.[datasets]'
 	touch $@
 
 $(TESTS): pyproject.toml | $(PY)
@@ -20,7 +20,7 @@ $(TESTS): pyproject.toml | $(PY)
 	touch $(BASE) $@
 
 demo: $(BASE)
-	$(PY) examples/quickstart.py
+	$(PY) examples/demo.py
 
 test: $(TESTS)
 	$(PY) -m pytest -n 2 -q

@@ -411,7 +411,7 @@ _BINARY = {
 }
 
 # Which saved input each input's gradient needs (see Op.save_for): mul's x is only needed for y's grad.
-_SAVE_FOR = {"mul": {0: (1,), 1: (0,)}, "div": {0: (1,), 1: (0, 1)}, "pow": {0: (0, 1), 1: (0,)},
+_SAVE_FOR = {"mul": {0: (1,), 1: (0,)}, "div": {0: (1,), 1: (0, 1)},
              "remainder": {0: (1,), 1: (1,)}, "fmod": {0: (1,), 1: (1,)}}
 
 for _name, (_k, _vjp, _save_in, _save_out, _tf, _ex, _res) in _BINARY.items():

@@ -222,11 +222,20 @@ def check_forward(case: OpCase, sample, dtype: str, contiguous=True):
 
 
 def check_grad(case: OpCase, sample, dtype: str):
-    rng = np.random.default_rng(_seed(case.name, str(sample), dtype, "g"))
-    arrays = build_inputs(case, sample, dtype, rng)
     mask = grad_mask(sample)
     if not any(mask):
         return
+    _check_grad(case, sample, dtype, mask)
+    if sum(mask) > 1:
+        # each differentiable input alone: an op must save what that input's gradient needs even when
+        # the others need no gradient (Op.save_for)
+        for k in [i for i, m in enumerate(mask) if m]:
+            _check_grad(case, sample, dtype, [i == k for i in range(len(mask))])
+
+
+def _check_grad(case: OpCase, sample, dtype: str, mask):
+    rng = np.random.default_rng(_seed(case.name, str(sample), dtype, "g"))
+    arrays = build_inputs(case, sample, dtype, rng)
     t_in = [to_torch(a, m) for a, m in zip(arrays, mask)]
     t_out = [o for o in flatten_out(case.torch_fn(*t_in)) if isinstance(o, torch.Tensor) and o.requires_grad]
     cot = [rng.standard_normal(tuple(o.shape)).astype(str(o.dtype).replace("torch.", "")) for o in t_out]
