@@ -51,6 +51,7 @@ from . import io  # noqa: F401
 from . import export  # noqa: F401
 from . import optim  # noqa: F401
 from . import train  # noqa: F401
+from . import data  # noqa: F401
 from .io import load, save  # noqa: F401
 
 __version__ = "0.1.0"

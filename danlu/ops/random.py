@@ -323,7 +323,13 @@ def bernoulli_(self, p: float = 0.5, *, generator=None):
 def random_(self, low: int = 0, high: int | None = None, *, generator=None):
     """Fill with integers uniform on [low, high) in place."""
     if high is None:
-        low, high = 0, (low if low else (2 ** 24 if self.dtype.is_floating_point else 2 ** 31))
+        if low:
+            low, high = 0, low
+        else:  # PyTorch: [0, 2**mantissa] for floats, the dtype's range for integers
+            dt = self.dtype
+            high = {"float16": 2 ** 11, "float32": 2 ** 24, "float64": 2 ** 53}.get(dt.name) or \
+                (2 ** 63 - 1 if dt.name == "int64" else int(_dt.iinfo(dt).max) + 1 if dt.name != "bool" else 2)
+            low = 0
     return self.copy_(randint(low, high, tuple(self.shape), generator=generator))
 
 
