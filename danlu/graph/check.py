@@ -174,6 +174,25 @@ def _first_pass_that_differs(entry, leaves) -> str:
     return "\n(the optimized graph alone reproduces eager; the difference comes from the generated code)"
 
 
+def check_fresh_inputs(cf, entry, leaves, spec, n: int = 2) -> None:
+    """``check=True`` on a signature's first call: compare eager and compiled on ``n`` freshly drawn
+    inputs of the same signature, then put every tensor the function touches back as it was."""
+    from .compile import input_arrays, resolve, unflatten
+
+    state = [resolve(kind, ref, leaves) for kind, ref in entry.inputs if kind not in ("arg", "live")]
+    snap = _snapshot(state)
+    rtol, atol = getattr(cf, "check_rtol", 1e-4), getattr(cf, "check_atol", 1e-5)
+    try:
+        for _ in range(n):
+            fresh = [_fresh_like(x) for x in leaves]
+            a, k = unflatten(spec, fresh)
+            entry.traced.meta["check_inputs"] = input_arrays(entry, fresh, copy=True)
+            check_against_eager(cf, entry, a, k, rtol, atol)
+            _restore(snap)
+    finally:
+        _restore(snap)
+
+
 def _fresh_like(x):
     from ..ops.random import randint, randn
 

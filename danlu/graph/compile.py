@@ -243,8 +243,11 @@ class CompiledFunction:
                 if entry is None:
                     return self.fn(*args, **kwargs)
             if self.check:
-                from .check import check_against_eager
+                from .check import check_against_eager, check_fresh_inputs
 
+                if not getattr(entry, "fresh_checked", False):
+                    check_fresh_inputs(self, entry, leaves, spec)  # state is restored afterwards
+                    entry.fresh_checked = True
                 entry.traced.meta["check_inputs"] = input_arrays(entry, leaves, copy=True)
                 check_against_eager(self, entry, args, kwargs, getattr(self, "check_rtol", 1e-4),
                                     getattr(self, "check_atol", 1e-5))

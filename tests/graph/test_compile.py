@@ -306,3 +306,30 @@ def test_changed_hyperparameter_retraces_with_reason(caplog):
         cs()
     assert cs.compiles == 2
     assert "momentum" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_check_true_also_tries_fresh_inputs_and_leaves_state_alone():
+    class Cfg:
+        k = 3.0
+
+    seen = []
+
+    def f(x, t):
+        seen.append(1)
+        return x * 2 + t.sum()
+
+    cf = dl.compile(f, check=True, warmup=0)
+    x, t = dl.randn(4), dl.randn(3)
+    out = cf(x, t)
+    close(out, x * 2 + t.sum())
+    assert len(seen) >= 4  # the trace, eager runs on two fresh input sets and on the real ones
+
+    w = dl.zeros(2)
+
+    def g(x):
+        w.add_(x)  # state the check must not change twice
+        return w * 1
+
+    cg = dl.compile(g, check=True, warmup=0)
+    cg(dl.ones(2))
+    assert w.tolist() == [1.0, 1.0]
