@@ -228,14 +228,19 @@ def apply(op: Op, *args, **attrs):
         outs._acc = None
         outs._extra = None
     if op.view:
-        _link_view(args[0], outs)
+        _link_view(args[0], outs, op, attrs)
 
-    # 4. Record a tape node when grad mode is on and an input requires grad.
+    # 4. Record a tape node when grad mode is on and an input requires grad. A view whose base was
+    #    changed in place through another view (under autograd) first takes its history from the base.
+    rec = False
     for a in args:
-        if a.__class__ not in _SCALARS and a._rg:
-            if state.grad_enabled and op.differentiable:
-                _record(op, args, attrs, outs, raw)
-            break
+        if isinstance(a, Tensor):
+            if a._base is not None and a._extra is not None and _stale_view(a):
+                _refresh_view(a)
+            if a._rg:
+                rec = True
+    if rec and state.grad_enabled and op.differentiable:
+        _record(op, args, attrs, outs, raw)
     return outs
 
 
@@ -268,11 +273,11 @@ def _check_kernel(op, raw, avals):
             raise AssertionError(f"{op.name}: kernel gave {r.dtype}{list(r.shape)}, infer rule says {av}")
 
 
-def _link_view(src, outs):
+def _link_view(src, outs, op=None, attrs=None):
     if not isinstance(src, Tensor):
         return
     sd = src._data
-    for o in (outs if isinstance(outs, tuple) else (outs,)):
+    for k, o in enumerate(outs if isinstance(outs, tuple) else (outs,)):
         d = o._data
         if type(d) is _ndarray:
             b = d.base
@@ -283,7 +288,50 @@ def _link_view(src, outs):
         if src._vc is None:
             src._vc = [0]
         o._vc = src._vc
-        o._base = src._base if src._base is not None else src
+        base = o._base = src._base if src._base is not None else src
+        # how this view was made from its parent, for in-place updates under autograd (view replay)
+        o._extra = {"view": (src, op, attrs, k), "rebase": _rebase_count(base)}
+
+
+def _rebase_count(base) -> int:
+    ex = base._extra
+    return ex.get("rebase", 0) if ex else 0
+
+
+def _stale_view(v) -> bool:
+    ex = v._extra
+    return "view" in ex and ex["rebase"] != _rebase_count(v._base)
+
+
+def _view_chain(v):
+    """[(view, (parent, op, attrs, index)), ...] from ``v`` up to its base."""
+    chain, t, base = [], v, v._base
+    while t is not base:
+        info = t._extra.get("view") if t._extra else None
+        if info is None or info[1] is None:
+            return None
+        chain.append((t, info))
+        t = info[0]
+    return chain
+
+
+def _refresh_view(v) -> None:
+    """Give view ``v`` the autograd history of 'the same view of its (rebased) base'."""
+    chain = _view_chain(v)
+    base = v._base
+    if chain is None:
+        return
+    prev = state.grad_enabled
+    state.grad_enabled = True
+    try:
+        cur = base
+        for _t, (_parent, vop, vattrs, idx) in reversed(chain):
+            out = apply(vop, cur, **vattrs)
+            cur = out[idx] if vop.multi_out else out
+    finally:
+        state.grad_enabled = prev
+    v._node, v._out, v._rg = cur._node, cur._out, cur._rg
+    v._extra["rebase"] = _rebase_count(base)
 
 
 def _edge(t: Tensor):
@@ -377,10 +425,7 @@ def apply_inplace(op: Op, target: Tensor, *args, _method: str | None = None, **a
                 f"{name}: a leaf tensor that requires grad ({describe(target)}) is being used in an "
                 "in-place operation; wrap the update in `with danlu.no_grad():` or operate on a clone()")
         if target._base is not None:
-            raise RuntimeError(
-                f"{name}: in-place modification of a view ({describe(target)}) while autograd is "
-                "recording is not supported by danlu (its gradient would need view replay); use the "
-                "out-of-place op, or clone() the view first")
+            return _inplace_on_view(op, target, args, attrs, name)
         d = target._data
         old = _wrap(d.copy() if 0 in op.save_in and type(d) is _ndarray else d)
         old._rg, old._node, old._out, old._acc = target._rg, target._node, target._out, target._acc
@@ -388,10 +433,54 @@ def apply_inplace(op: Op, target: Tensor, *args, _method: str | None = None, **a
         _write(op, target, res, name)
         # The node keeps its own output array, so later writes to target cannot corrupt it.
         target._node, target._out, target._rg = res._node, 0, res._rg
+        if target._extra is None:
+            target._extra = {}
+        target._extra["rebase"] = target._extra.get("rebase", 0) + 1  # its views take the new history
         return target
     with _no_grad():
         res = apply(op, target, *args, **attrs)
     _write(op, target, res, name)
+    return target
+
+
+def _inplace_on_view(op, target, args, attrs, name):
+    """In-place on a view under autograd, as PyTorch: the new view value is scattered into the base
+    through the inverse of each view op on the way up, the base's history becomes that scatter, and
+    the view's (and, lazily, its siblings') history becomes 'the same view of the new base'."""
+    base = target._base
+    if base._rg and base._node is None:
+        raise RuntimeError(
+            f"{name}: a view of a leaf tensor that requires grad ({describe(base)}) is being used in an in-place "
+            "operation; wrap the update in `with danlu.no_grad():` or operate on a clone() of the leaf")
+    chain = _view_chain(target)
+    if chain is None:
+        raise RuntimeError(f"{name}: in-place modification of a view ({describe(target)}) whose origin is unknown "
+                           "while autograd is recording; use the out-of-place op, or clone() the view first")
+    for _t, (_parent, vop, _a, _i) in chain:
+        if "view_inverse" not in vop.extra:
+            raise RuntimeError(
+                f"{name}: in-place modification of a view made by '{vop.name}' while autograd is recording is "
+                "not supported (its values cannot be scattered back into the base); use the out-of-place op, "
+                "or clone() the view first")
+    if _stale_view(target):
+        _refresh_view(target)
+    d = target._data
+    old = _wrap(d.copy() if 0 in op.save_in and type(d) is _ndarray else d)
+    old._rg, old._node, old._out, old._acc = target._rg, target._node, target._out, target._acc
+    res = apply(op, old, *args, **attrs)
+    new = res
+    for t, (parent, vop, vattrs, idx) in chain:
+        if parent._base is not None and parent._extra is not None and _stale_view(parent):
+            _refresh_view(parent)
+        alias = _wrap(parent._data)
+        alias._rg, alias._node, alias._out, alias._acc = parent._rg, parent._node, parent._out, parent._acc
+        new = vop.extra["view_inverse"](alias, new, vattrs, idx)
+    _write(op, target, res, name)  # the values land in the base's memory
+    base._node, base._out, base._rg = new._node, new._out, new._rg
+    if base._extra is None:
+        base._extra = {}
+    base._extra["rebase"] = base._extra.get("rebase", 0) + 1
+    _refresh_view(target)
     return target
 
 

@@ -517,7 +517,12 @@ def select(input, dim: int, index: int):
     tensor([1, 3])
     """
     d = norm_dim("select", dim, input.ndim)
-    return _getitem(input, (slice(None),) * d + (int(index),))
+    size = input.shape[d]
+    index = int(index)
+    if not -size <= index < size:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
+                         f"dimension {d}")
+    return _getitem(input, (slice(None),) * d + (index,))
 
 
 _export(narrow, "narrow")
@@ -1038,3 +1043,8 @@ def one_hot(tensor, num_classes: int = -1):
             [0, 0, 1]])
     """
     return apply(ONE_HOT, tensor, num_classes=int(num_classes))
+
+
+# in-place on a getitem view under autograd: the new values are scattered back into the parent
+GETITEM.extra["view_inverse"] = lambda parent, child, attrs, idx: apply(SLICE_SCATTER, parent, child,
+                                                                      spec=attrs["spec"])

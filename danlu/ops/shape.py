@@ -676,6 +676,8 @@ def unbind(input, dim: int = 0):
     [[1, 3], [2, 4]]
     """
     d = norm_dim("unbind", dim, input.ndim)
+    if input.shape[d] == 0:
+        return ()
     parts = apply(SPLIT, input, sizes=(1,) * input.shape[d], dim=d)
     return tuple(squeeze(p, d) for p in parts)
 
@@ -955,3 +957,31 @@ def _permute_rule(ins, attrs, out, producer):
 RESHAPE.extra["simplify"] = _reshape_rule
 EXPAND.extra["simplify"] = _expand_rule
 PERMUTE.extra["simplify"] = _permute_rule
+
+
+# == view inverses: scatter a new view value back into its parent (in-place on views under autograd) ==
+
+def _reshape_inverse(parent, child, attrs, idx):
+    return apply(RESHAPE, child, shape=tuple(parent.shape))
+
+
+def _permute_inverse(parent, child, attrs, idx):
+    dims = attrs["dims"]
+    inv = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inv[d] = i
+    return apply(PERMUTE, child, dims=tuple(inv))
+
+
+def _split_inverse(parent, child, attrs, idx):
+    from .index import SLICE_SCATTER
+
+    dim, sizes = attrs["dim"], attrs["sizes"]
+    start = sum(sizes[:idx])
+    spec = tuple(("s", 0, s, 1) for s in parent.shape[:dim]) + (("s", start, start + sizes[idx], 1),)
+    return apply(SLICE_SCATTER, parent, child, spec=spec)
+
+
+RESHAPE.extra["view_inverse"] = _reshape_inverse
+PERMUTE.extra["view_inverse"] = _permute_inverse
+SPLIT.extra["view_inverse"] = _split_inverse
