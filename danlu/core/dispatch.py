@@ -187,6 +187,15 @@ def apply(op: Op, *args, **attrs):
         entry = _prepare(op, args, attrs, key)
     if entry[0] is not None:
         args = _cast_args(args, entry[0])
+    # A view whose base was changed in place (under autograd, or while tracing) first takes its
+    # history and value from the base; and does any input require grad?
+    rec = False
+    for a in args:
+        if isinstance(a, Tensor):
+            if a._base is not None and a._extra is not None and _stale_view(a):
+                _refresh_view(a)
+            if a._rg:
+                rec = True
 
     # 2. The interpreter: eager runs the kernel; others (tracing, ...) take the call.
     if interp is None:
@@ -230,15 +239,7 @@ def apply(op: Op, *args, **attrs):
     if op.view:
         _link_view(args[0], outs, op, attrs)
 
-    # 4. Record a tape node when grad mode is on and an input requires grad. A view whose base was
-    #    changed in place through another view (under autograd) first takes its history from the base.
-    rec = False
-    for a in args:
-        if isinstance(a, Tensor):
-            if a._base is not None and a._extra is not None and _stale_view(a):
-                _refresh_view(a)
-            if a._rg:
-                rec = True
+    # 4. Record a tape node when grad mode is on and an input requires grad.
     if rec and state.grad_enabled and op.differentiable:
         _record(op, args, attrs, outs, raw)
     return outs
@@ -331,6 +332,7 @@ def _refresh_view(v) -> None:
     finally:
         state.grad_enabled = prev
     v._node, v._out, v._rg = cur._node, cur._out, cur._rg
+    v._data = cur._data  # the same memory in eager mode; the current value when tracing
     v._extra["rebase"] = _rebase_count(base)
 
 

@@ -90,10 +90,30 @@ class Tracer:
         return vals if op.multi_out else vals[0]
 
     def write_inplace(self, target: Tensor, res: Tensor) -> None:
+        """Functionalization: the target gets a new Value. For a view, the new values are scattered into
+        its base through the view ops' registered inverses, and other views of the base follow lazily."""
         if target._base is not None:
-            raise GraphBreakError(
-                "in-place modification of a view is not supported when compiling (the base would not see "
-                "it); write the update out of place, e.g. x[0] = x[0] + 1 instead of x[0].add_(1)")
+            from ..core.dispatch import _no_grad, _view_chain
+
+            chain = _view_chain(target)
+            if chain is None or any("view_inverse" not in info[1].extra for _t, info in chain):
+                raise GraphBreakError(
+                    "in-place modification of this view is not supported when compiling (its values cannot be "
+                    "scattered back into the base); write the update out of place, e.g. x[0] = x[0] + 1")
+            base = target._base
+            self.value_of(base)
+            new = res
+            with _no_grad():
+                for _t, (parent, vop, vattrs, idx) in chain:
+                    alias = _wrap(self.value_of(parent) if parent is not base else base._data)
+                    new = vop.extra["view_inverse"](alias, new, vattrs, idx)
+            base._data = new._data
+            if base._extra is None:
+                base._extra = {}
+            base._extra["rebase"] = base._extra.get("rebase", 0) + 1
+            target._data = res._data
+            target._extra["rebase"] = base._extra["rebase"]
+            return
         self.value_of(target)
         target._data = res._data
 

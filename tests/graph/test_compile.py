@@ -333,3 +333,18 @@ def test_check_true_also_tries_fresh_inputs_and_leaves_state_alone():
     cg = dl.compile(g, check=True, warmup=0)
     cg(dl.ones(2))
     assert w.tolist() == [1.0, 1.0]
+
+
+def test_inplace_updates_through_views_are_traced():
+    def f(x, v):
+        y = x * 1
+        side = y[2]
+        y[0] += v          # a view written in place
+        y[:, 1].mul_(2)    # another one
+        return y.sum(0) + side
+
+    x, v = dl.randn(3, 4), dl.randn(4)
+    cf = dl.compile(f, warmup=0)
+    close(cf(x, v), f(x, v))
+    x2, v2 = dl.randn(3, 4), dl.randn(4)
+    close(cf(x2, v2), f(x2, v2))
