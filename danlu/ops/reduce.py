@@ -430,14 +430,18 @@ def _var_infer(x, *, dims, correction, keepdim):
 
 
 def _var_impl(x, *, dims, correction, keepdim):
+    n = _count(x.shape, dims)
     with np.errstate(invalid="ignore", divide="ignore"):
-        n = _count(x.shape, dims)
+        if n == 0:  # NumPy would warn "Mean of empty slice"; PyTorch gives nan silently
+            return np.full(_reduced(x.shape, dims, keepdim), np.nan, dtype=x.dtype)
         if n - correction <= 0:
             # PyTorch clamps the degrees of freedom at 0 (so the result is inf or nan, never negative).
-            m = np.mean(x, axis=dims, keepdims=True)
-            s = np.sum((x - m) ** 2, axis=dims, keepdims=keepdim)
+            m = _add_reduce(x, axis=dims, keepdims=True) / x.dtype.type(n)
+            s = _add_reduce((x - m) ** 2, axis=dims, keepdims=keepdim)
             return (s / np.asarray(0, dtype=x.dtype)).astype(x.dtype)
-        return np.var(x, axis=dims, ddof=correction, keepdims=keepdim)
+        m = _add_reduce(x, axis=dims, keepdims=True) / x.dtype.type(n)
+        d = x - m
+        return (_add_reduce(d * d, axis=dims, keepdims=keepdim) / x.dtype.type(n - correction)).astype(x.dtype)
 
 
 def _var_vjp(c, g):
