@@ -520,8 +520,8 @@ def select(input, dim: int, index: int):
     size = input.shape[d]
     index = int(index)
     if not -size <= index < size:
-        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
-                         f"dimension {d}")
+        raise IndexError(f"select(): index {index} is out of bounds for dimension {d} with size {size} "
+                         f"(tensor of size {list(input.shape)})")
     return _getitem(input, (slice(None),) * d + (index,))
 
 
