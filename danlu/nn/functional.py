@@ -1186,10 +1186,13 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         raise ValueError(f"Using a target size ({list(target.shape)}) that is different to the input size "
                          f"({list(input.shape)}) is deprecated. Please ensure they have the same size.")
     _check_float("binary_cross_entropy", input, target)
-    with _no_grad():
-        if input.numel() and bool(((input < 0) | (input > 1)).any()):
-            raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1")
-    loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
+    if isinstance(input._data, np.ndarray):  # a value check: eager only (a traced input has no values yet)
+        with _no_grad():
+            if input.numel() and bool(((input < 0) | (input > 1)).any()):
+                raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1")
+    from ..ops.nn import binary_cross_entropy_elementwise
+
+    loss = binary_cross_entropy_elementwise(input, target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)

@@ -734,3 +734,49 @@ def embedding_lookup(input, weight, padding_idx=None, scale_grad_by_freq: bool =
             [0., 1.]])
     """
     return apply(EMBEDDING, weight, input, padding_idx=padding_idx, scale_grad_by_freq=bool(scale_grad_by_freq))
+
+
+# == binary cross-entropy (elementwise, no reduction) ===============================================
+
+def _bce_kernel(x, t):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lx = np.maximum(np.log(x), -100.0)
+        l1x = np.maximum(np.log1p(-x), -100.0)
+    return (-(t * lx + (1 - t) * l1x)).astype(x.dtype, copy=False)
+
+
+def _bce_vjp(c, g):
+    """PyTorch's gradients: (x - t) / max(x (1 - x), 1e-12) for the input (finite, steep, at 0 and 1
+    where the clamped logs would give 0), and log(1 - x) - log(x) (not clamped: +-inf at 0 and 1) for
+    the target."""
+    from .elementwise import clamp, log, log1p
+
+    x, t = c.inputs
+    gx = gt = None
+    if c.edges[0] is not None:
+        gx = g * (x - t) / clamp(x * (1 - x), min=1e-12)
+    if c.edges[1] is not None:
+        gt = g * (log1p(-x) - log(x))
+    return gx, gt
+
+
+def _bce_infer(x, t):
+    from ._util import broadcast_shapes
+
+    return AVal(broadcast_shapes("binary_cross_entropy", x.shape, t.shape), x.dtype)
+
+
+BINARY_CROSS_ENTROPY = register("binary_cross_entropy", infer=_bce_infer, impl=_bce_kernel, vjp=_bce_vjp,
+                                save_in=(0, 1), elementwise=True, family="nn")
+
+
+def binary_cross_entropy_elementwise(input, target):
+    """Per-element ``-(t log(x) + (1 - t) log(1 - x))`` with each log clamped at -100 (see
+    ``danlu.nn.functional.binary_cross_entropy`` for weights and reductions).
+
+    >>> import danlu as dl
+    >>> from danlu.ops.nn import binary_cross_entropy_elementwise
+    >>> binary_cross_entropy_elementwise(dl.tensor([0.5, 0.0]), dl.tensor([1.0, 1.0]))
+    tensor([  0.6931, 100.0000])
+    """
+    return apply(BINARY_CROSS_ENTROPY, input, target)
