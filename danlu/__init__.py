@@ -36,6 +36,7 @@ from .ops.random import *  # noqa: F401,F403
 from .ops.linalg import *  # noqa: F401,F403
 from .ops.conv import *  # noqa: F401,F403
 from .ops.nn import *  # noqa: F401,F403
+from .ops.recurrent import *  # noqa: F401,F403
 from . import linalg, nn  # noqa: F401
 
 from . import autograd  # noqa: F401

@@ -16,6 +16,8 @@ from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _normalization
 from .pooling import *  # noqa: F401,F403
 from .pooling import __all__ as _pooling
+from .rnn import *  # noqa: F401,F403
+from .rnn import __all__ as _rnn
 from .sparse import *  # noqa: F401,F403
 from .sparse import __all__ as _sparse
 from .transformer import *  # noqa: F401,F403
@@ -23,4 +25,4 @@ from .transformer import __all__ as _transformer
 
 __all__ = ["Module", "RemovableHandle", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
            "ParameterDict", "Identity", "Flatten", "Unflatten", *_activation, *_conv, *_dropout, *_linear, *_loss,
-           *_normalization, *_pooling, *_sparse, *_transformer]
+           *_normalization, *_pooling, *_rnn, *_sparse, *_transformer]

@@ -12,3 +12,4 @@ from .convert_parameters import parameters_to_vector  # noqa: F401
 from .convert_parameters import vector_to_parameters  # noqa: F401
 
 # -- danlu.nn.utils.rnn (owned by the RNN worker) ---------------------------------------------------
+from . import rnn  # noqa: F401
