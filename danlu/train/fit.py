@@ -52,9 +52,10 @@ class Trainer:
     """The object behind :func:`fit` (Keras-like): ``Trainer(model, optimizer, loss_fn).fit(data, epochs)``.
 
     >>> import danlu as dl
-    >>> model = dl.nn.Sequential(dl.nn.Linear(2, 1)) if hasattr(dl.nn, "Linear") else None
-    >>> Trainer.__name__
-    'Trainer'
+    >>> model = dl.nn.Linear(2, 1)
+    >>> t = Trainer(model, dl.optim.SGD(model.parameters(), lr=0.1), dl.nn.functional.mse_loss, progress=False)
+    >>> t.evaluate([(dl.zeros(4, 2), dl.zeros(4, 1))], prefix="test_").keys()
+    dict_keys(['test_loss'])
     """
 
     def __init__(self, model, optimizer, loss_fn, metrics=(), callbacks=(), *, compile: bool = False,  # noqa: A002
@@ -261,8 +262,12 @@ def fit(model, optimizer, loss_fn, train_data, epochs: int, val_data=None, metri
     and returns. ``compile=True`` runs each training step as one compiled graph.
 
     >>> import danlu as dl
-    >>> fit.__name__
-    'fit'
+    >>> model = dl.nn.Linear(2, 1)
+    >>> data = [(dl.randn(8, 2), dl.randn(8, 1)) for _ in range(4)]
+    >>> h = fit(model, dl.optim.SGD(model.parameters(), lr=0.1), dl.nn.functional.mse_loss, data, epochs=2,
+    ...         progress=False)
+    >>> len(h.history["loss"])
+    2
     """
     trainer = Trainer(model, optimizer, loss_fn, metrics, callbacks, compile=compile, progress=progress,
                       grad_clip=grad_clip)
