@@ -226,6 +226,7 @@ def apply(op: Op, *args, **attrs):
     else:
         if raw.__class__ is not _ndarray and _concrete(raw, interp):
             raw = _asarray(raw)
+        # tensor._init, inlined: this is the per-op hot path
         outs = _new(Tensor)
         outs._data = raw
         outs._rg = False

@@ -459,15 +459,7 @@ _new = object.__new__
 
 def _wrap(data) -> Tensor:
     t = _new(Tensor)
-    t._data = data
-    t._rg = False
-    t._node = None
-    t._out = 0
-    t._grad = None
-    t._vc = None
-    t._base = None
-    t._acc = None
-    t._extra = None
+    _init(t, data)
     return t
 
 

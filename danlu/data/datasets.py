@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 
 import numpy as np
@@ -87,22 +86,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
 
 def _atomic_write(path: str, chunks) -> None:
     """Write to a temporary file in the same folder, then rename it over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from ..core.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, chunks, make_dirs=True)
 
 
 def _md5(path: str) -> str:
@@ -116,27 +102,18 @@ def _md5(path: str) -> str:
 def _download(url: str, path: str, md5: str, timeout: float) -> None:
     """Fetch ``url`` into ``path`` (temp file, checksum, rename); raises OSError or ValueError."""
     import urllib.request  # only when downloading: it pulls in http and ssl
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
-    try:
+
+    from ..core.atomic import atomic_path
+
+    with atomic_path(path, make_dirs=True) as tmp:
         h = hashlib.md5(usedforsecurity=False)
         request = urllib.request.Request(url, headers={"User-Agent": "danlu"})
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(request, timeout=timeout) as r:
+        with open(tmp, "wb") as f, urllib.request.urlopen(request, timeout=timeout) as r:
             for block in iter(lambda: r.read(1 << 20), b""):
                 h.update(block)
                 f.write(block)
-            f.flush()
-            os.fsync(f.fileno())
         if h.hexdigest() != md5:
             raise ValueError(f"checksum mismatch for {url}: MD5 {h.hexdigest()}, expected {md5}")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class MNIST(Dataset):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import time
 from io import BytesIO
 
@@ -25,6 +24,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy as st_np
 
+from ..core.atomic import atomic_path
 from .schema import SerializationError
 
 __all__ = ["write", "read"]
@@ -64,61 +64,10 @@ def write(f, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
 
 
 def _write_atomic(path: str, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    if os.path.islink(path):
-        path = os.path.realpath(path)  # write through the link, as open(path, "wb") would
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"danlu.save: {path!r} is a directory")
-    tmp = _create_temp(directory, os.path.basename(path))
-    try:
-        try:
-            mode = os.stat(path).st_mode  # replacing a file keeps its permissions
-        except FileNotFoundError:
-            mode = os.stat(tmp).st_mode  # a new file gets the umask's, as open(path, "wb") would give
-        st_np.save_file(arrays, tmp, metadata=metadata)
-        fd = os.open(tmp, os.O_RDWR)  # Windows can only flush a file open for writing
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    with atomic_path(path, before_replace=_test_pause) as tmp:
         # safetensors writes its own private (0o600) temporary file and renames it onto ``tmp``;
-        # chmod last, since the mode may be read-only
-        os.chmod(tmp, mode & 0o7777)
-        _test_pause()
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _create_temp(directory: str, base: str) -> str:
-    # os.open with mode 0o666 lets the umask decide the permissions, as for an ordinary new file
-    while True:
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(fd)
-        return tmp
-
-
-def _fsync_directory(directory: str) -> None:
-    # makes the rename itself durable; not every platform can open a directory (Windows cannot)
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        # atomic_path then flushes it, gives it the right permissions and renames it over ``path``
+        st_np.save_file(arrays, tmp, metadata=metadata)
 
 
 def _test_pause() -> None:

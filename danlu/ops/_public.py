@@ -5,7 +5,22 @@ from __future__ import annotations
 from ..core.dispatch import apply, apply_inplace
 from ..core.errors import reraise_filtered
 
-__all__ = ["unary_fn", "binary_fn", "inplace_method"]
+__all__ = ["unary_fn", "binary_fn", "inplace_method", "exporter"]
+
+
+def exporter(namespace: dict, names: list):
+    """``export(fn, *methods)`` for an op family module: make ``fn`` a module-level public name (listed
+    in ``names``, the module's ``__all__``) and attach it as the Tensor methods ``methods``."""
+    from ..core.tensor import Tensor
+
+    def export(fn, *methods):
+        namespace[fn.__name__] = fn
+        names.append(fn.__name__)
+        for m in methods:
+            setattr(Tensor, m, fn)
+        return fn
+
+    return export
 
 
 def unary_fn(op, name: str, doc: str = ""):

@@ -13,7 +13,7 @@ from ..core.dispatch import CONVERT, apply, apply_inplace
 from ..core.errors import DTypeError, api, describe, reraise_filtered
 from ..core.registry import AVal, get_op, register
 from ..core.tensor import Tensor, tensor_method
-from ._public import binary_fn, inplace_method, unary_fn
+from ._public import binary_fn, exporter, inplace_method, unary_fn
 from ._util import broadcast_shapes, promote_float, promote_group, same_as, shape_of
 
 __all__ = []  # filled by _export
@@ -23,12 +23,7 @@ _LN10 = math.log(10.0)
 _2_SQRTPI = 2.0 / math.sqrt(math.pi)
 
 
-def _export(fn, *method_names):
-    globals()[fn.__name__] = fn
-    __all__.append(fn.__name__)
-    for m in method_names:
-        setattr(Tensor, m, fn)
-    return fn
+_export = exporter(globals(), __all__)
 
 
 # == unary ==========================================================================================

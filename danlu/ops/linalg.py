@@ -18,6 +18,7 @@ from ..core.dispatch import CONVERT, apply
 from ..core.errors import DanluError, DTypeError, ShapeError, api, describe, reraise_filtered
 from ..core.registry import AVal, register
 from ..core.tensor import Tensor
+from ._public import exporter
 from ._util import broadcast_shapes, norm_dim
 from .creation import eye, ones
 from .elementwise import FULL_LIKE
@@ -35,12 +36,7 @@ _slogdet_ret = collections.namedtuple("slogdet", ["sign", "logabsdet"])
 _svd_ret = collections.namedtuple("svd", ["U", "S", "Vh"])
 
 
-def _export(fn, *methods):
-    globals()[fn.__name__] = fn
-    __all__.append(fn.__name__)
-    for m in methods:
-        setattr(Tensor, m, fn)
-    return fn
+_export = exporter(globals(), __all__)
 
 
 def _mT(x):

@@ -13,6 +13,7 @@ from ..core.dispatch import CONVERT, apply
 from ..core.errors import DTypeError, api, describe, reraise_filtered
 from ..core.registry import AVal, register
 from ..core.tensor import Tensor
+from ._public import exporter
 from ._util import norm_dim, norm_dims
 
 __all__ = []
@@ -21,12 +22,7 @@ _max_ret = collections.namedtuple("max", ["values", "indices"])
 _min_ret = collections.namedtuple("min", ["values", "indices"])
 
 
-def _export(fn, *methods):
-    globals()[fn.__name__] = fn
-    __all__.append(fn.__name__)
-    for m in methods:
-        setattr(Tensor, m, fn)
-    return fn
+_export = exporter(globals(), __all__)
 
 
 def _reduced(shape, dims, keepdim):

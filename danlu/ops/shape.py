@@ -13,17 +13,13 @@ from ..core.dispatch import apply
 from ..core.errors import ShapeError, api, describe, fmt_shape, reraise_filtered
 from ..core.registry import AVal, register
 from ..core.tensor import Tensor
+from ._public import exporter
 from ._util import norm_dim, promote_group
 
 __all__ = []
 
 
-def _export(fn, *methods):
-    globals()[fn.__name__] = fn
-    __all__.append(fn.__name__)
-    for m in methods:
-        setattr(Tensor, m, fn)
-    return fn
+_export = exporter(globals(), __all__)
 
 
 def _shape_args(shape, opname):
