@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 __all__ = ["History"]
 
@@ -67,14 +65,11 @@ class History:
             ax.grid(alpha=0.3)
             ax.legend()
         fig.tight_layout()
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".history-", suffix=".png", dir=directory)
-        os.close(fd)
+        from ..core.atomic import atomic_path
+
         try:
-            fig.savefig(tmp, format="png", dpi=100)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format="png", dpi=100)
         finally:
             plt.close(fig)
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return path
