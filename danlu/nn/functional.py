@@ -19,7 +19,6 @@ from ..core import dtypes as _dt
 from ..core.dispatch import _no_grad, state as _state
 from ..core.errors import DTypeError, ShapeError, api, describe
 from ..core.tensor import Tensor
-from ..ops import conv as _conv
 from ..ops import elementwise as _ew
 from ..ops import index as _ix
 from ..ops import linalg as _la
@@ -30,8 +29,13 @@ from ..ops import shape as _sh
 from ..ops._util import norm_dim
 from ..ops.index import one_hot
 
+from ..ops.conv import (  # noqa: F401  convolution and pooling live with their primitives
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d, avg_pool1d, avg_pool2d,
+    conv1d, conv2d, conv_transpose2d, max_pool1d, max_pool2d,
+)
+
 _CONV_NAMES = ("conv1d", "conv2d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
-               "adaptive_avg_pool1d", "adaptive_avg_pool2d")
+               "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d")
 
 __all__ = [
     # activations
@@ -49,19 +53,7 @@ __all__ = [
     "binary_cross_entropy_with_logits", "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "margin_ranking_loss",
     "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss", "cosine_embedding_loss",
     "triplet_margin_loss",
-] + [n for n in _CONV_NAMES if hasattr(_conv, n)]
-
-
-def __getattr__(name: str):
-    # The convolution family is defined in danlu.ops.conv; resolving it lazily keeps this module
-    # importable whatever that module defines.
-    if name in _CONV_NAMES:
-        return getattr(_conv, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | {n for n in _CONV_NAMES if hasattr(_conv, n)})
+, *_CONV_NAMES]
 
 
 # == helpers ========================================================================================

@@ -188,7 +188,17 @@ TANH_BACKWARD = register("tanh_backward", infer=_bw_infer, impl=lambda g, y: g *
                          vjp=_tanh_bw_vjp, save_in=(0, 1), elementwise=True, family="elementwise")
 SIGMOID_BACKWARD = register("sigmoid_backward", infer=_bw_infer, impl=lambda g, y: g * y * (1 - y),
                             vjp=_sigmoid_bw_vjp, save_in=(0, 1), elementwise=True, family="elementwise")
-RELU_BACKWARD = register("relu_backward", infer=_bw_infer, impl=lambda g, y: np.where(y > 0, g, 0).astype(g.dtype),
+def _relu_backward_kernel(g, y):
+    """``g`` where ``y > 0``, else exactly 0 (also where ``g`` is nan, as PyTorch). A multiply by the
+    mask is several times faster than np.where; a sum screens for the rare non-finite case."""
+    m = y > 0
+    r = g * m
+    if not np.isfinite(np.add.reduce(r, axis=None)):
+        r = np.where(m, g, 0)
+    return r.astype(g.dtype, copy=False)
+
+
+RELU_BACKWARD = register("relu_backward", infer=_bw_infer, impl=_relu_backward_kernel,
                          vjp=_relu_bw_vjp, save_in=(0, 1), elementwise=True, family="elementwise")
 
 
