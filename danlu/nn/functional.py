@@ -52,8 +52,8 @@ __all__ = [
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "margin_ranking_loss",
     "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss", "cosine_embedding_loss",
-    "triplet_margin_loss",
-, *_CONV_NAMES]
+    "triplet_margin_loss", *_CONV_NAMES,
+]
 
 
 # == helpers ========================================================================================
