@@ -3,6 +3,10 @@
 Each workload gives two zero-argument callables. The runner calibrates an inner repeat count so one
 sample takes about ``sample_ms``, warms both up, then alternates A/B samples and reports medians and
 the ratio of medians (danlu / baseline). Ratios, not absolute times, are what the project quotes.
+
+Before each sample the runner pauses ``settle_s`` and makes one untimed call: PyTorch's OpenMP threads
+and NumPy's OpenBLAS threads keep spinning for a while after a call, and would otherwise slow whichever
+library runs next in the same process.
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ def _sample(fn, n) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def measure(w: Workload, samples: int = 15, sample_ms: float = 40.0, warmup: int = 3) -> Result:
+def measure(w: Workload, samples: int = 15, sample_ms: float = 40.0, warmup: int = 3,
+            settle_s: float = 0.25) -> Result:
     a, b = w.make_danlu(), w.make_baseline()
     for _ in range(warmup):
         a()
@@ -73,8 +78,10 @@ def measure(w: Workload, samples: int = 15, sample_ms: float = 40.0, warmup: int
     gc.disable()
     try:
         for _ in range(samples):
-            ta.append(_sample(a, na))
-            tb.append(_sample(b, nb))
+            for fn, n, out in ((a, na, ta), (b, nb, tb)):
+                time.sleep(settle_s)
+                fn()
+                out.append(_sample(fn, n))
     finally:
         if gc_was:
             gc.enable()

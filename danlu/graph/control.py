@@ -274,7 +274,7 @@ def scan(f, init, xs=None, length=None, reverse: bool = False):
         x = unflatten(x_spec, [next(it) if isinstance(v, Tensor) else v for v in x_leaves]) if xs is not None else None
         c2, y = f(c, x)
         c2_leaves, c2_spec = flatten(c2)
-        y_leaves, y_spec = flatten(y)
+        y_leaves, y_spec = flatten(y) if y is not None else ([], None)
         if c2_spec != c_spec or len(c2_leaves) != n_carry:
             raise TypeError("scan: the body must return a carry with the same structure as init")
         for a_, b_ in zip(c2_leaves, flat[:n_carry]):
@@ -295,7 +295,7 @@ def scan(f, init, xs=None, length=None, reverse: bool = False):
                 length=length, reverse=bool(reverse), save=bool(save))
     carry = unflatten(c_spec, list(res[:n_carry]))
     n_y = len(graph.outputs) - n_carry
-    ys = unflatten(specs["y"], list(res[n_carry:n_carry + n_y]))
+    ys = unflatten(specs["y"], list(res[n_carry:n_carry + n_y])) if specs["y"] is not None else None
     return carry, ys
 
 

@@ -80,3 +80,14 @@ def test_cond_captures_outer_tensors():
     f = dl.compile(lambda x: dl.cond(x.sum() > 0, lambda t: t * scale, lambda t: t - scale, x), warmup=0)
     assert f(dl.ones(2)).tolist() == [3.0, 3.0]
     assert f(-dl.ones(2)).tolist() == [-4.0, -4.0]
+
+
+def test_scan_body_may_return_no_outputs():
+    def f(xs):
+        (h,), ys = dl.scan(lambda c, x: ((c[0] + x,), None), (dl.zeros(2),), xs)
+        return h, ys
+
+    xs = dl.randn(5, 2)
+    h, ys = dl.compile(f, warmup=0)(xs)
+    assert ys is None
+    close(h, xs.sum(0))
