@@ -482,6 +482,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     >>> F.linear(dl.ones(2, 3), dl.ones(4, 3), dl.zeros(4)).shape
     danlu.Size([2, 4])
     """
+    if weight.ndim == 2 and input.ndim >= 1 and (bias is None or bias.ndim <= 1):
+        return _nn.linear(input, weight, bias)
     out = _la.matmul(input, _sh.t(weight) if weight.ndim == 2 else weight)
     return out + bias if bias is not None else out
 

@@ -780,3 +780,70 @@ def binary_cross_entropy_elementwise(input, target):
     tensor([  0.6931, 100.0000])
     """
     return apply(BINARY_CROSS_ENTROPY, input, target)
+
+
+# == linear ==========================================================================================
+# A primitive (rather than matmul + transpose + add) for speed, as PyTorch's addmm: one node, the bias
+# added in place into the GEMM's result, and the weight gradient computed as g^T x, so it comes out in
+# the weight's own (C-contiguous) layout; a transposed gradient would slow every optimizer update.
+
+def _linear_infer(x, w, *b):
+    if len(w.shape) != 2 or len(x.shape) < 1 or x.shape[-1] != w.shape[1]:
+        raise ShapeError(f"linear: input {describe(x)} and weight {describe(w)} cannot be multiplied: the "
+                         f"input's last dimension must equal the weight's second (weight is (out, in))")
+    if x.dtype is not w.dtype or (b and b[0].dtype is not w.dtype):
+        from ..core.errors import DTypeError
+
+        raise DTypeError(f"linear: expected input, weight and bias of the same dtype, got "
+                         f"{', '.join(describe(t) for t in (x, w, *b))}; convert them with .to(dtype)")
+    if b and tuple(b[0].shape) not in ((w.shape[0],), ()):
+        raise ShapeError(f"linear: bias {describe(b[0])} must have shape [{w.shape[0]}] for weight {describe(w)}")
+    return AVal(tuple(x.shape[:-1]) + (w.shape[0],), x.dtype)
+
+
+def _linear_impl(x, w, *b):
+    if x.dtype == np.float16:
+        y = np.matmul(x.astype(np.float32), w.T.astype(np.float32))
+        if b:
+            y += b[0]
+        return y.astype(np.float16)
+    y = np.matmul(x, w.T)
+    if b:
+        y += b[0]
+    return y
+
+
+def _linear_vjp(c, g):
+    from .linalg import matmul
+    from .reduce import sum as _sum
+    from .shape import reshape, transpose
+
+    x, w = c.inputs[0], c.inputs[1]
+    gx = gw = gb = None
+    out_f, in_f = c.in_meta[1][0]
+    if c.edges[0] is not None:
+        gx = matmul(g, w)
+    if c.edges[1] is not None:
+        g2 = reshape(g, (-1, out_f)) if g.ndim != 2 else g
+        x2 = reshape(x, (-1, in_f)) if x.ndim != 2 else x
+        gw = matmul(transpose(g2, 0, 1), x2)
+    if len(c.edges) > 2 and c.edges[2] is not None:
+        gb = _sum(g, tuple(range(g.ndim - 1))) if g.ndim > 1 else g
+    return (gx, gw, gb) if len(c.edges) > 2 else (gx, gw)
+
+
+LINEAR = register("linear", infer=_linear_infer, impl=_linear_impl, vjp=_linear_vjp, save_in=(0, 1),
+                  save_for={0: (1,), 1: (0,)}, family="nn")
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias`` as one primitive (see ``danlu.nn.functional.linear``).
+
+    >>> import danlu as dl
+    >>> from danlu.ops.nn import linear
+    >>> linear(dl.ones(2, 3), dl.ones(4, 3), dl.zeros(4)).shape
+    danlu.Size([2, 4])
+    """
+    if bias is None:
+        return apply(LINEAR, input, weight)
+    return apply(LINEAR, input, weight, bias)
