@@ -19,11 +19,12 @@ import numpy as np
 
 __all__ = ["FusedOp", "CHUNK"]
 
-CHUNK = 1 << 14          # elements per chunk: a few float32 temporaries stay in L2
+CHUNK = 1 << 15          # elements per chunk: a few float32 temporaries stay in L2
 SMALL = 1 << 16          # below this, run the program once on whole arrays
 THREADS = max(1, min(2, os.cpu_count() or 1))
 PARALLEL_MIN = 1 << 18   # iteration spaces at least this large use the thread pool
 _pool = None
+_CHEAP = {np.add, np.subtract, np.multiply, np.negative, np.positive, np.maximum, np.minimum, np.absolute}
 _counter = [0]
 
 
@@ -52,6 +53,11 @@ class FusedOp:
         self.name = name
         self.multi_out = len(self.outputs) > 1
         self.extra = {"out": not self.multi_out}
+        # Chunking pays when temporaries would otherwise travel through memory many times, threads when
+        # there is arithmetic to share: memory-bound groups of a few cheap ops run best on whole arrays.
+        kernels = [op.impl["cpu"] for op, _r, _a, _d in program]
+        self.heavy = any(k not in _CHEAP for k in kernels)
+        self.chunk_worth = self.heavy or len(program) >= 4
         self.source, self.kernel = self._build()
         self.impl = {"cpu": self.kernel}
 
@@ -108,6 +114,30 @@ class FusedOp:
                     free.append(owner.pop(r[1]))
         return lines
 
+    def _whole_lines(self):
+        """The program over whole arrays: each step allocates its result, except that the step giving
+        output 0 writes into ``out0`` when one is passed."""
+        lines = []
+        for j, (op, refs, attrs, _dt) in enumerate(self.program):
+            args = [f"in{r[1]}" if r[0] == "in" else f"t{r[1]}" if r[0] == "t" else f"lit{j}_{i}"
+                    for i, r in enumerate(refs)]
+            for i, r in enumerate(refs):
+                if r[0] == "lit":
+                    self._ns[f"lit{j}_{i}"] = r[1]
+            args += [f"{k}=attr{j}_{k}" for k in attrs]
+            for k, v in attrs.items():
+                self._ns[f"attr{j}_{k}"] = v
+            self._ns[f"k{j}"] = op.impl["cpu"]
+            if self.outputs and self.outputs[0] == j and isinstance(op.impl["cpu"], np.ufunc) and not attrs:
+                lines.append(f"    t{j} = k{j}({', '.join(args)}, out=out0)")
+            else:
+                lines.append(f"    t{j} = k{j}({', '.join(args)})")
+                if self.outputs and self.outputs[0] == j:
+                    lines.append("    if out0 is not None:")
+                    lines.append(f"        out0[...] = t{j}")
+                    lines.append(f"        t{j} = out0")
+        return lines
+
     def _build(self):
         _counter[0] += 1
         self._ns = {"np": np, "math": math, "_empty": np.empty, "__name__": "danlu.graph.generated"}
@@ -117,9 +147,7 @@ class FusedOp:
         nout = len(self.outputs)
         for k, av in enumerate(self.out_avals):
             self._ns[f"odt{k}"] = av.dtype.np
-        whole = self._step_lines(lambda k: f"in{k}", lambda b: None, lambda k: f"r{k}", "        ")
-        # whole-array version: ufuncs allocate their own results
-        whole = [ln.replace(", out=None", "") for ln in whole]
+        whole = self._whole_lines()
         self._buf_dtype = []
         flat = self._step_lines(lambda k: f"c{k}", lambda b: f"buf{b}[:m]", lambda k: f"o{k}[s:e]", "            ")
         flat_bufs = list(self._buf_dtype)
@@ -155,25 +183,23 @@ class FusedOp:
                 for k in range(nin)]
         src += [ln[4:] for ln in rows]
         src.append("")
-        src.append(f"def whole({', '.join(ins)}):")
-        src += [ln[4:] for ln in whole]
-        src.append(f"    return ({', '.join(f'r{k}' for k in range(nout))},)")
+        src.append(f"def whole({', '.join(ins + ['out0=None'])}):")
+        src += whole
+        src.append(f"    return ({', '.join(f't{j}' for j in self.outputs)},)")
         body = "\n".join(src) + "\n"
-        # whole(): results come from the steps' own allocations, not from r{k} buffers
-        body = _fix_whole(body, self.outputs)
         self._ns["CH"] = CHUNK
         exec(compile(body, f"<danlu-fused-{_counter[0]}>", "exec"), self._ns)
         run, whole_fn = self._ns["run"], self._ns["whole"]
         avals, outs_idx = self.out_avals, self.outputs
 
+        chunked = self.chunk_worth
+        parallel = self.heavy
+
         def kernel(*args, out=None):
             shape = np.broadcast_shapes(*[np.shape(a) for a in args]) if args else ()
             n = math.prod(shape)
-            if n <= SMALL or not shape:
-                res = [np.asarray(r) for r in whole_fn(*args)]
-                if out is not None:
-                    np.copyto(out, res[0])
-                    res[0] = out
+            if n <= SMALL or not shape or not chunked:
+                res = [np.asarray(r) for r in whole_fn(*args, out0=out)]
                 return res[0] if len(res) == 1 else tuple(res)
             results = [out if (k == 0 and out is not None) else np.empty(shape, avals[k].dtype.np)
                        for k in range(len(outs_idx))]
@@ -184,7 +210,7 @@ class FusedOp:
                 fargs = [(a, a.reshape(-1)) if f else (a.reshape(()) if isinstance(a, np.ndarray) else a)
                          for f, a in zip(full, args)]
                 flat_out = [r.reshape(-1) for r in results]
-                _parallel(run, n, CHUNK, "flat", shape, flat_out, fargs)
+                _parallel(run, n, CHUNK, "flat", shape, flat_out, fargs, parallel)
             else:
                 axis = next(i for i, d in enumerate(shape) if d > 1)
                 rows = shape[axis]
@@ -195,42 +221,21 @@ class FusedOp:
                     sh = np.shape(a)
                     k = len(sh) - (nd - axis)
                     sliced.append(k if k >= 0 and sh[k] == rows else -1)
-                _parallel(run, rows, step, (axis, step, tuple(sliced)), shape, results, args)
+                _parallel(run, rows, step, (axis, step, tuple(sliced)), shape, results, args, parallel)
             return results[0] if len(results) == 1 else tuple(results)
 
         return body, kernel
 
 
-def _parallel(run, total, unit, mode, shape, outs, args):
+def _parallel(run, total, unit, mode, shape, outs, args, allowed=True):
     n_el = math.prod(shape)
-    if THREADS < 2 or n_el < PARALLEL_MIN:
+    if not allowed or THREADS < 2 or n_el < PARALLEL_MIN:
         run(0, total, mode, shape, outs, *args)
         return
     mid = (total // 2 // unit) * unit or total
     fut = _get_pool().submit(run, mid, total, mode, shape, outs, *args)
     run(0, mid, mode, shape, outs, *args)
     fut.result()
-
-
-def _fix_whole(body: str, outputs) -> str:
-    """In ``whole``, outputs are the step results themselves."""
-    lines = body.split("\n")
-    start = lines.index(next(ln for ln in lines if ln.startswith("def whole(")))
-    out = lines[:start + 1]
-    for ln in lines[start + 1:]:
-        s = ln.strip()
-        if s.startswith("r") and "[...] = t" in s:
-            k, t = s.split("[...] = ")
-            out.append(f"    {k} = {t}")
-        elif ", out=r" in s:
-            head, tail = ln.split(", out=r")
-            k = tail.rstrip(")")
-            out.append(f"{head})")
-            var = head.strip().split(" = ")[0]
-            out.append(f"    r{k} = {var}")
-        else:
-            out.append(ln)
-    return "\n".join(out)
 
 
 def _ref_str(r):
