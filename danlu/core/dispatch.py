@@ -440,10 +440,44 @@ def apply_inplace(op: Op, target: Tensor, *args, _method: str | None = None, **a
             target._extra = {}
         target._extra["rebase"] = target._extra.get("rebase", 0) + 1  # its views take the new history
         return target
+    if not attrs and _ufunc_inplace(op, target, args):
+        return target
     with _no_grad():
         res = apply(op, target, *args, **attrs)
     _write(op, target, res, name)
     return target
+
+
+def _ufunc_inplace(op, target, args) -> bool:
+    """Fast path for ``x.add_(y)``-like calls outside autograd: a NumPy ufunc writes straight into the
+    target (one pass, no temporary). Only when every tensor argument has the target's dtype and nothing
+    needs a check the general path makes (broadcasting into the target is left to NumPy, which refuses
+    to grow it; any refusal falls back to the general path and its error message)."""
+    k = op.kernel
+    d = target._data
+    if not isinstance(k, np.ufunc) or type(d) is not _ndarray or (_active_interps[0] and state.interp is not None):
+        return False
+    vals = []
+    for a in args:
+        if isinstance(a, Tensor):
+            ad = a._data
+            if type(ad) is not _ndarray or ad.dtype != d.dtype or a._base is not None and a._extra is not None \
+                    and _stale_view(a):
+                return False
+            vals.append(ad)
+        elif a.__class__ in _SCALARS and (d.dtype.kind == "f" or a.__class__ is not float):
+            vals.append(a)
+        else:
+            return False
+    try:
+        k(d, *vals, out=d)
+    except (TypeError, ValueError, OverflowError, RuntimeWarning):
+        return False
+    if target._vc is None:
+        target._vc = [1]
+    else:
+        target._vc[0] += 1
+    return True
 
 
 def _inplace_on_view(op, target, args, attrs, name):
@@ -472,7 +506,7 @@ def _inplace_on_view(op, target, args, attrs, name):
     old._rg, old._node, old._out, old._acc = target._rg, target._node, target._out, target._acc
     res = apply(op, old, *args, **attrs)
     new = res
-    for t, (parent, vop, vattrs, idx) in chain:
+    for _t, (parent, vop, vattrs, idx) in chain:
         if parent._base is not None and parent._extra is not None and _stale_view(parent):
             _refresh_view(parent)
         alias = _wrap(parent._data)
