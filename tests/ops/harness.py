@@ -9,7 +9,7 @@ when a registered op has no case exercising its forward or its VJP.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
