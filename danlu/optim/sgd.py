@@ -50,6 +50,11 @@ class SGD(Optimizer):
             if buf is None:
                 buf = state["momentum_buffer"] = grad.detach().clone()
             else:
-                buf.mul_(momentum).add_(grad * (1 - group["dampening"]))
+                dampening = group["dampening"]
+                buf.mul_(momentum).add_(grad if dampening == 0 else grad * (1 - dampening))
             grad = grad + buf * momentum if group["nesterov"] else buf
-        p.add_(grad * -group["lr"])
+        lr = group["lr"]
+        if isinstance(lr, Tensor):      # a compiled step's live learning rate
+            p.add_(grad * -lr)
+        else:
+            p.add_(grad, alpha=-lr)
