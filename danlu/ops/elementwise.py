@@ -361,7 +361,33 @@ def _remainder_kernel(x, y):
     return np.remainder(x, y)
 
 
+def _pow_scalar_float(x, y):
+    """Float base, Python-number exponent. NumPy's pow is very slow for negative bases, so integral
+    exponents take the shortcuts PyTorch takes (3, -1, -2) or ``|x| ** y`` with the sign restored
+    (IEEE pow is odd/even in the base for odd/even integral exponents). None: use np.power."""
+    if y != y or y in (0, 1, 2) or not -2 ** 53 < y < 2 ** 53 or y != int(y):
+        return None
+    if x.dtype == np.float16:   # as PyTorch: half precision computes in float32 and rounds once
+        r = _pow_scalar_float(x.astype(np.float32), y)
+        return r.astype(np.float16)
+    if y == 3:
+        out = np.multiply(x, x)
+        return np.multiply(out, x, out=out)
+    if y == -1:
+        return np.reciprocal(x)
+    if y == -2:
+        out = np.multiply(x, x)
+        return np.reciprocal(out, out=out)
+    out = np.power(np.abs(x), y)
+    return np.copysign(out, x, out=out) if int(y) % 2 else out
+
+
 def _pow_kernel(x, y):
+    if (y.__class__ is int or y.__class__ is float) and isinstance(x, np.ndarray) and x.dtype.kind == "f" \
+            and x.ndim:
+        r = _pow_scalar_float(x, y)
+        if r is not None:
+            return r
     if y.__class__ is int and y < 0 and isinstance(x, np.ndarray) and x.dtype.kind in "iu":
         raise RuntimeError("pow: integers to negative integer powers are not allowed; convert the base "
                            "to float first, e.g. x.float() ** -1")
