@@ -156,6 +156,13 @@ def _chain_order(dims):
     return split
 
 
+def _chain_product(ts, split, i, j):
+    if i == j:
+        return ts[i]
+    k = split[i][j]
+    return matmul(_chain_product(ts, split, i, k), _chain_product(ts, split, k + 1, j))
+
+
 @api
 def multi_dot(tensors):
     """Product of a chain of matrices in the cheapest order; the first and last may be 1-D, as
@@ -190,13 +197,7 @@ def multi_dot(tensors):
                              f"{list(ts[i + 1].shape)} cannot be multiplied")
     split = _chain_order([t.shape[0] for t in ts] + [ts[-1].shape[1]])
 
-    def prod(i, j):
-        if i == j:
-            return ts[i]
-        k = split[i][j]
-        return matmul(prod(i, k), prod(k + 1, j))
-
-    out = prod(0, len(ts) - 1)
+    out = _chain_product(ts, split, 0, len(ts) - 1)
     if last_vec:
         out = squeeze(out, -1)
     if first_vec:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from weakref import ref as _weakref
 
 import numpy as np
 
@@ -341,10 +342,19 @@ def _edge(t: Tensor):
     node = t._node
     if node is not None:
         return (node, t._out)
-    acc = t._acc
+    return (_accumulator(t), 0)
+
+
+def _accumulator(t: Tensor) -> AccumulateGrad:
+    """The leaf's AccumulateGrad node. As in PyTorch, the graph holds the node and the node holds the
+    leaf, while the leaf only refers to its node weakly: a strong link both ways would be a reference
+    cycle, and every fresh leaf (with whatever its graph saved) would wait for the garbage collector."""
+    ref = t._acc
+    acc = ref() if ref is not None else None
     if acc is None:
-        acc = t._acc = AccumulateGrad(t)
-    return (acc, 0)
+        acc = AccumulateGrad(t)
+        t._acc = _weakref(acc)
+    return acc
 
 
 def _fresh_vc(t):
@@ -367,10 +377,9 @@ def _record(op, args, attrs, outs, raw):
             if node is not None:
                 edges.append((node, a._out))
             else:
-                acc = a._acc
-                if acc is None:
-                    acc = a._acc = AccumulateGrad(a)
-                edges.append((acc, 0))
+                ref = a._acc
+                acc = ref() if ref is not None else None
+                edges.append((acc if acc is not None else _accumulator(a), 0))
         else:
             edges.append(None)
     node = Node(op, attrs, tuple(edges), tuple(meta))

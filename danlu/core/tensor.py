@@ -283,6 +283,11 @@ class Tensor:
         from .dispatch import _edge
 
         node, index = _edge(self)
+        if self._node is None:
+            # a leaf links to its AccumulateGrad weakly; the node now carries the hook: keep it alive
+            if self._extra is None:
+                self._extra = {}
+            self._extra["hooked_acc"] = node
         node.register_prehook(index, hook)
         return _HookHandle(node, index, hook)
 
@@ -415,7 +420,7 @@ class Tensor:
         if self._grad is not None:
             t._grad = self._grad.__deepcopy__(memo)
         if self._extra:
-            t._extra = {k: v for k, v in self._extra.items() if k not in ("retain",)}
+            t._extra = {k: v for k, v in self._extra.items() if k not in ("retain", "hooked_acc")}
         memo[id(self)] = t
         return t
 

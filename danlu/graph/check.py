@@ -87,8 +87,9 @@ def _restore(snap):
         t._grad = grad
 
 
-def check_against_eager(cf, entry, args, kwargs, rtol=1e-4, atol=1e-5) -> None:
-    """Run ``cf``'s eager function and the compiled entry on the same state; raise on a difference."""
+def check_against_eager(cf, entry, args, kwargs, rtol=1e-4, atol=1e-5):
+    """Run ``cf``'s eager function and the compiled entry on the same state; raise on a difference,
+    else return the compiled call's result."""
     from .compile import flatten
 
     leaves, _spec = flatten((args, kwargs))
@@ -122,6 +123,7 @@ def check_against_eager(cf, entry, args, kwargs, rtol=1e-4, atol=1e-5) -> None:
                                        f"({t._data.dtype}{list(t._data.shape)}) differs from eager: "
                                        f"{_maxdiff(want, t._data)}")
     # leave the state as the compiled call left it (the call the user asked for happened once)
+    return compiled_out
 
 
 def _compare_trace(name, traced: Graph, calls, rtol, atol):

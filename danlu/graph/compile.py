@@ -27,45 +27,47 @@ if "recompiles" in os.environ.get("DANLU_LOG", ""):
 
 # -- pytrees: nested tuples/lists/dicts of tensors and plain values -------------------------------
 
+# Module-level recursion (not nested closures): a closure that calls itself is a reference cycle, which
+# would keep every argument and result tensor alive until the garbage collector happened to run.
+
 def flatten(obj):
     """(leaves, spec): leaves in order, spec a hashable description of the structure."""
     leaves = []
+    return leaves, _flatten(obj, leaves)
 
-    def go(o):
-        if isinstance(o, Tensor):
-            leaves.append(o)
-            return ("T",)
-        if isinstance(o, (list, tuple)) and not hasattr(o, "_fields"):
-            return ("L" if isinstance(o, list) else "U", tuple(go(x) for x in o))
-        if hasattr(o, "_fields") and isinstance(o, tuple):
-            return ("N", type(o), tuple(go(x) for x in o))
-        if isinstance(o, dict):
-            keys = tuple(o.keys())
-            return ("D", type(o), keys, tuple(go(o[k]) for k in keys))
+
+def _flatten(o, leaves):
+    if isinstance(o, Tensor):
         leaves.append(o)
-        return ("V",)
-
-    return leaves, go(obj)
+        return ("T",)
+    if isinstance(o, (list, tuple)) and not hasattr(o, "_fields"):
+        return ("L" if isinstance(o, list) else "U", tuple(_flatten(x, leaves) for x in o))
+    if hasattr(o, "_fields") and isinstance(o, tuple):
+        return ("N", type(o), tuple(_flatten(x, leaves) for x in o))
+    if isinstance(o, dict):
+        keys = tuple(o.keys())
+        return ("D", type(o), keys, tuple(_flatten(o[k], leaves) for k in keys))
+    leaves.append(o)
+    return ("V",)
 
 
 def unflatten(spec, leaves):
-    it = iter(leaves)
+    return _unflatten(spec, iter(leaves))
 
-    def go(s):
-        tag = s[0]
-        if tag in ("T", "V"):
-            return next(it)
-        if tag == "L":
-            return [go(x) for x in s[1]]
-        if tag == "U":
-            return tuple(go(x) for x in s[1])
-        if tag == "N":
-            return s[1](*[go(x) for x in s[2]])
-        if tag == "D":
-            return s[1]((k, go(x)) for k, x in zip(s[2], s[3]))
-        raise AssertionError(tag)
 
-    return go(spec)
+def _unflatten(s, it):
+    tag = s[0]
+    if tag in ("T", "V"):
+        return next(it)
+    if tag == "L":
+        return [_unflatten(x, it) for x in s[1]]
+    if tag == "U":
+        return tuple(_unflatten(x, it) for x in s[1])
+    if tag == "N":
+        return s[1](*[_unflatten(x, it) for x in s[2]])
+    if tag == "D":
+        return s[1]((k, _unflatten(x, it)) for k, x in zip(s[2], s[3]))
+    raise AssertionError(tag)
 
 
 def _leaf_key(x, dyn=()):
@@ -161,8 +163,7 @@ class _Entry:
             from .autodiff import attach_backward
 
             attach_backward(self, leaves, outs, res)
-        self.last_result = unflatten(self.out_spec, outs)
-        return self.last_result
+        return unflatten(self.out_spec, outs)
 
 
 class CompiledFunction:
@@ -249,9 +250,8 @@ class CompiledFunction:
                     check_fresh_inputs(self, entry, leaves, spec)  # state is restored afterwards
                     entry.fresh_checked = True
                 entry.traced.meta["check_inputs"] = input_arrays(entry, leaves, copy=True)
-                check_against_eager(self, entry, args, kwargs, getattr(self, "check_rtol", 1e-4),
-                                    getattr(self, "check_atol", 1e-5))
-                return entry.last_result
+                return check_against_eager(self, entry, args, kwargs, getattr(self, "check_rtol", 1e-4),
+                                           getattr(self, "check_atol", 1e-5))
             return entry.run(leaves)
         except Exception as e:
             reraise_filtered(e)
@@ -311,22 +311,21 @@ def _top_level_leaves(spec):
     """{leaf index: positional argument index} for tensors passed directly as positional arguments."""
     out, k = {}, 0
     args_spec = spec[1][0]  # ("U", (args tuple spec, kwargs dict spec))
-
-    def count(s):
-        if s[0] in ("T", "V"):
-            return 1
-        if s[0] in ("L", "U"):
-            return sum(count(x) for x in s[1])
-        if s[0] == "N":
-            return sum(count(x) for x in s[2])
-        return sum(count(x) for x in s[3])
-
     for pos, s in enumerate(args_spec[1]):
         if s[0] == "T":
             out[k] = pos
-        k += count(s)
+        k += _count_leaves(s)
     return out
 
+
+def _count_leaves(s):
+    if s[0] in ("T", "V"):
+        return 1
+    if s[0] in ("L", "U"):
+        return sum(_count_leaves(x) for x in s[1])
+    if s[0] == "N":
+        return sum(_count_leaves(x) for x in s[2])
+    return sum(_count_leaves(x) for x in s[3])
 
 def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
     """Trace ``fn`` on the given arguments into an optimized, compiled :class:`_Entry`."""
