@@ -104,10 +104,17 @@ _UNARY = {
 
 
 def _sigmoid_kernel(x):
-    # Stable on both tails: exp of a non-positive number only.
-    e = np.exp(-np.abs(x))
-    out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    return out.astype(x.dtype, copy=False)
+    """Stable on both tails (exp of a non-positive number only): with e = exp(-|x|), sigmoid is
+    1 / (1 + e) for x >= 0 and e / (1 + e) below. The numerator max(e, x >= 0) picks 1 or e without
+    np.where, which costs more than the rest of the kernel together; nan propagates through max."""
+    x = np.asarray(x)
+    e = np.abs(x, out=np.empty_like(x))
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    d = e + 1
+    num = np.maximum(e, x >= 0, out=e)
+    np.divide(num, d, out=num)
+    return num.astype(x.dtype, copy=False)
 
 
 def _relu_kernel(x):
