@@ -83,6 +83,7 @@ def generate_source(graph: Graph, fn_name: str = "forward"):
     keep = {o.id for o in graph.outputs if isinstance(o, Value)} | {v.id for v in graph.inputs} | set(graph.consts)
     plan = graph.meta.get("memory_plan")
     assign = plan.assign if plan is not None else {}
+    donated = plan.donated if plan is not None else {}
     donors = set(assign.values())
     lines = [f"def {fn_name}({', '.join(params)}):"]
     for sym, (pos, dim) in symbol_sources(graph).items():
@@ -100,6 +101,9 @@ def generate_source(graph: Graph, fn_name: str = "forward"):
         donor = assign.get(n.outputs[0].id) if len(n.outputs) == 1 else None
         if donor is not None:
             args.append(f"out={names[donor]}")
+        elif any(o.id in donated for o in n.outputs):
+            outs = [names[donated[o.id]] if o.id in donated else "None" for o in n.outputs]
+            args.append(f"out={outs[0]}" if len(outs) == 1 else f"out=({', '.join(outs)})")
         lhs = ", ".join(names[o.id] for o in n.outputs) + ("," if len(n.outputs) == 1 and n.op.multi_out else "")
         lines.append(f"    {lhs} = {kname}({', '.join(args)})")
         line_node[len(lines)] = k

@@ -153,7 +153,8 @@ class _Entry:
         res = self.compiled(*input_arrays(self, leaves))
         for kind, ref, k in self.writes:
             t = resolve(kind, ref, leaves)
-            np.copyto(t._data, res[k], casting="unsafe")
+            if res[k] is not t._data:  # else the graph updated the array in place
+                np.copyto(t._data, res[k], casting="unsafe")
             dispatch.bump_version(t)
         for kind, ref, k in self.grads:
             t = resolve(kind, ref, leaves)
@@ -363,8 +364,12 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
             entry.n_user = len(outputs)
             entry.out_spec = out_spec
             diff = _differentiable_outputs(out_leaves, tracer)
-            for t, _v0, v in tracer.mutations():
-                entry.writes.append((*_ref(t, arg_ids, tracer), len(outputs)))
+            donate = {}
+            for t, v0, v in tracer.mutations():
+                ref = _ref(t, arg_ids, tracer)
+                if ref[0] == "cap":
+                    donate[v0.id] = (len(outputs), tracer.bound[id(t)][2])
+                entry.writes.append((*ref, len(outputs)))
                 outputs.append(v)
             for t, v in tracer.grad_outputs():
                 entry.grads.append((*_ref(t, arg_ids, tracer), len(outputs)))
@@ -403,6 +408,8 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
             entry.guards.append((ref[0], ref[1], tuple(data.shape), data.dtype.str,
                                  (t._grad is None) if kept_grad[k] else None))
     graph.lint()
+    if not entry.diff_in and donate:
+        graph.meta["donate"] = _donatable(donate, [tracer.bound[k][2] for k in tracer.order])
     if entry.diff_in:
         from .autodiff import split_forward_backward
 
@@ -417,6 +424,17 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
     entry.graph = graph
     entry.compiled = CompiledGraph(graph)
     return entry
+
+
+def _donatable(donate: dict, arrays: list) -> dict:
+    """{input value id: output index} for captured tensors (parameters, optimizer state) the step
+    writes, whose arrays overlap no other input's: the compiled graph may update those in place."""
+    out = {}
+    for vid, (k, a) in donate.items():
+        if isinstance(a, np.ndarray) and a.flags.writeable and \
+                not any(b is not a and isinstance(b, np.ndarray) and np.may_share_memory(a, b) for b in arrays):
+            out[vid] = k
+    return out
 
 
 def _differentiable_outputs(out_leaves, tracer):

@@ -52,7 +52,7 @@ class FusedOp:
         self.out_avals = out_avals
         self.name = name
         self.multi_out = len(self.outputs) > 1
-        self.extra = {"out": not self.multi_out}
+        self.extra = {"out": True}   # out= an array (one output) or a tuple of arrays/None per output
         # Chunking pays when temporaries would otherwise travel through memory many times, threads when
         # there is arithmetic to share: memory-bound groups of a few cheap ops run best on whole arrays.
         kernels = [op.impl["cpu"] for op, _r, _a, _d in program]
@@ -60,6 +60,13 @@ class FusedOp:
         self.chunk_worth = self.heavy or len(program) >= 4
         self.source, self.kernel = self._build()
         self.impl = {"cpu": self.kernel}
+
+    def inplace_ok(self, pos: int, inputs) -> bool:
+        """May output ``pos`` be written into the buffer of the external inputs ``inputs`` (positions
+        holding one same-shaped array)? Yes when no step after the one giving that output reads them:
+        chunks and whole-array runs write each output at its step, same index for same index."""
+        j = self.outputs[pos]
+        return all(not (r[0] == "in" and r[1] in inputs) for _op, refs, _a, _d in self.program[j + 1:] for r in refs)
 
     def describe(self) -> str:
         return "; ".join(f"t{j} = {op.name}({', '.join(_ref_str(r) for r in refs)})"
@@ -115,9 +122,10 @@ class FusedOp:
         return lines
 
     def _whole_lines(self):
-        """The program over whole arrays: each step allocates its result, except that the step giving
-        output 0 writes into ``out0`` when one is passed."""
-        lines = []
+        """The program over whole arrays: each step allocates its result, except that a step giving an
+        output writes into that output's buffer when ``outs`` passes one."""
+        n = len(self.outputs)
+        lines = [f"    {', '.join(f'o{k}' for k in range(n))}, = outs if outs is not None else (None,) * {n}"]
         for j, (op, refs, attrs, _dt) in enumerate(self.program):
             args = [f"in{r[1]}" if r[0] == "in" else f"t{r[1]}" if r[0] == "t" else f"lit{j}_{i}"
                     for i, r in enumerate(refs)]
@@ -128,14 +136,22 @@ class FusedOp:
             for k, v in attrs.items():
                 self._ns[f"attr{j}_{k}"] = v
             self._ns[f"k{j}"] = op.impl["cpu"]
-            if self.outputs and self.outputs[0] == j and isinstance(op.impl["cpu"], np.ufunc) and not attrs:
-                lines.append(f"    t{j} = k{j}({', '.join(args)}, out=out0)")
+            pos = [k for k, o in enumerate(self.outputs) if o == j]
+            if pos and isinstance(op.impl["cpu"], np.ufunc) and not attrs:
+                lines.append(f"    t{j} = k{j}({', '.join(args)}, out=o{pos[0]})")
             else:
                 lines.append(f"    t{j} = k{j}({', '.join(args)})")
-                if self.outputs and self.outputs[0] == j:
-                    lines.append("    if out0 is not None:")
-                    lines.append(f"        out0[...] = t{j}")
-                    lines.append(f"        t{j} = out0")
+                if pos:
+                    lines.append(f"    if o{pos[0]} is not None:")
+                    lines.append(f"        o{pos[0]}[...] = t{j}")
+                    lines.append(f"        t{j} = o{pos[0]}")
+            for k in pos:
+                if k == pos[0]:
+                    lines.append(f"    r{k} = t{j}")
+                else:
+                    lines.append(f"    if o{k} is not None:")
+                    lines.append(f"        o{k}[...] = t{j}")
+                    lines.append(f"    r{k} = t{j} if o{k} is None else o{k}")
         return lines
 
     def _build(self):
@@ -183,9 +199,9 @@ class FusedOp:
                 for k in range(nin)]
         src += [ln[4:] for ln in rows]
         src.append("")
-        src.append(f"def whole({', '.join(ins + ['out0=None'])}):")
+        src.append(f"def whole({', '.join(ins + ['outs=None'])}):")
         src += whole
-        src.append(f"    return ({', '.join(f't{j}' for j in self.outputs)},)")
+        src.append(f"    return ({', '.join(f'r{k}' for k in range(nout))},)")
         body = "\n".join(src) + "\n"
         self._ns["CH"] = CHUNK
         exec(compile(body, f"<danlu-fused-{_counter[0]}>", "exec"), self._ns)
@@ -196,12 +212,13 @@ class FusedOp:
         parallel = self.heavy
 
         def kernel(*args, out=None):
+            outs = out if out is None or type(out) is tuple else (out,)
             shape = np.broadcast_shapes(*[np.shape(a) for a in args]) if args else ()
             n = math.prod(shape)
             if n <= SMALL or not shape or not chunked:
-                res = [np.asarray(r) for r in whole_fn(*args, out0=out)]
+                res = [np.asarray(r) for r in whole_fn(*args, outs=outs)]
                 return res[0] if len(res) == 1 else tuple(res)
-            results = [out if (k == 0 and out is not None) else np.empty(shape, avals[k].dtype.np)
+            results = [outs[k] if outs is not None and outs[k] is not None else np.empty(shape, avals[k].dtype.np)
                        for k in range(len(outs_idx))]
             full = [isinstance(a, np.ndarray) and a.shape == shape for a in args]
             if all(f or np.size(a) == 1 for f, a in zip(full, args)) and \

@@ -6,6 +6,12 @@ written. For each node whose kernel accepts ``out=`` (a NumPy ufunc, or a kernel
 ``extra["out"]``), the planner gives its output a dead buffer of the same shape and dtype: one that
 died earlier (reuse), or, for elementwise ops, one of its own inputs that dies at this node
 (in-place). The plan is computed per graph and reported by ``graph.memory_plan()``.
+
+Donation: ``graph.meta["donate"]`` maps a graph input's value id to the index of the graph output
+that the caller will copy into that input's array after the call (a parameter or optimizer buffer a
+compiled training step updates in place). The node computing such an output writes it straight into
+the input's buffer when nothing reads the input afterwards (at the node itself only elementwise, index
+for index), so the update needs neither a fresh buffer nor the copy back.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ __all__ = ["MemoryPlan", "plan_memory", "memory_planning"]
 class MemoryPlan:
     assign: dict = field(default_factory=dict)      # value id -> donor value id (write into its buffer)
     inplace: set = field(default_factory=set)       # value ids computed in place over an input
+    donated: dict = field(default_factory=dict)     # output value id -> graph input value id it overwrites
     peak_bytes: int = 0                             # intermediates, with the plan
     peak_bytes_unplanned: int = 0                   # every result in a fresh buffer, freed after last use
     buffers: int = 0                                # fresh allocations with the plan
@@ -33,7 +40,7 @@ class MemoryPlan:
         return (f"MemoryPlan(peak {self.peak_bytes / 1e6:.3f} MB with reuse vs "
                 f"{self.peak_bytes_unplanned / 1e6:.3f} MB without; {self.buffers} allocations vs "
                 f"{self.buffers_unplanned}; {len(self.assign)} results written into dead buffers, "
-                f"{len(self.inplace)} of them in place)")
+                f"{len(self.inplace)} of them in place; {len(self.donated)} outputs written into their inputs)")
 
 
 def _accepts_out(op) -> bool:
@@ -118,9 +125,12 @@ def plan_memory(graph: Graph) -> MemoryPlan:
         for s in dying_at.get(k, ()):
             if s in info and s not in external and s not in plan.assign.values():
                 free.append(s)
+    plan.donated = _donations(graph, storage, last, set(plan.assign.values()))
     # peak bytes: a physical buffer lives from its first definition to the last use of any storage in it
     span = {}
     for s, p in phys.items():
+        if s in plan.donated:
+            continue  # lives in the caller's buffer
         a, b = span.get(p, (defined_at[s], -1))
         span[p] = (min(a, defined_at[s]), max(b, last.get(s, defined_at[s])))
     plan.buffers = len(span)
@@ -129,6 +139,47 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     plan.peak_bytes_unplanned = _peak({s: (defined_at[s], last.get(s, defined_at[s]), info[s][2])
                                        for s in defined_at}, end)
     return plan
+
+
+def _donations(graph: Graph, storage: dict, last: dict, taken: set) -> dict:
+    donate = graph.meta.get("donate")
+    if not donate:
+        return {}
+    producer = {}
+    for k, n in enumerate(graph.nodes):
+        for p, o in enumerate(n.outputs):
+            producer[o.id] = (k, n, p)
+    counts = {}
+    for o in graph.outputs:
+        if isinstance(o, Value):
+            counts[o.id] = counts.get(o.id, 0) + 1
+    inputs = {v.id: v for v in graph.inputs}
+    returned = {storage[o.id] for o in graph.outputs if isinstance(o, Value)}
+    out = {}
+    for d, idx in donate.items():
+        o = graph.outputs[idx] if idx < len(graph.outputs) else None
+        dv = inputs.get(d)
+        if not isinstance(o, Value) or dv is None or o.id not in producer or counts[o.id] != 1 or d in returned \
+                or d in taken or storage[o.id] != o.id or o.id in out:
+            continue
+        if canon(o.shape) != canon(dv.shape) or o.dtype != dv.dtype:
+            continue
+        k, n, p = producer[o.id]
+        if last.get(d, -1) > k:
+            continue  # read after the node: the old value is still needed
+        multi = len(n.outputs) > 1
+        if multi and not (hasattr(n.op, "inplace_ok") and getattr(n.op, "extra", {}).get("out")):
+            continue
+        if not multi and not _accepts_out(n.op):
+            continue
+        if last.get(d, -1) == k:
+            pos = [i for i, x in enumerate(n.inputs) if isinstance(x, Value) and storage.get(x.id) == d]
+            if any(n.inputs[i].id != d for i in pos) or not getattr(n.op, "elementwise", False):
+                continue  # a view of it, or a kernel that may read it out of order
+            if hasattr(n.op, "inplace_ok") and not n.op.inplace_ok(p, set(pos)):
+                continue
+        out[o.id] = d
+    return out
 
 
 def _peak(spans: dict, end: int) -> int:
