@@ -91,3 +91,35 @@ def test_scan_body_may_return_no_outputs():
     h, ys = dl.compile(f, warmup=0)(xs)
     assert ys is None
     close(h, xs.sum(0))
+
+
+def test_scan_weight_gradients_summed_outside_the_loop_match_eager():
+    """An LSTM-style body uses each weight through ``h @ W.T`` (twice for ``V``): the backward scan
+    sums the weight gradients as one product of the stacked steps after the loop, and the gradients
+    (float64) equal eager autograd's."""
+    rng = np.random.default_rng(0)
+    W = dl.tensor(rng.standard_normal((8, 4)), requires_grad=True)
+    V = dl.tensor(rng.standard_normal((4, 4)), requires_grad=True)
+    b = dl.tensor(rng.standard_normal(8), requires_grad=True)
+
+    def f(xs, h0):
+        def cell(carry, x):
+            h, c = carry
+            gates = x + h @ W.T + b
+            i, g = gates.chunk(2, 1)
+            c = i.sigmoid() * c + g.tanh() + (h @ V) * (c @ V.T)
+            h = c.tanh()
+            return (h, c), h
+        (h, c), ys = dl.scan(cell, (h0, h0), xs)
+        return (h * c).sum() + (ys ** 2).sum()
+
+    xs, h0 = dl.tensor(rng.standard_normal((7, 3, 8))), dl.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    cf = dl.compile(f, warmup=0)
+    out = cf(xs, h0)
+    got = dl.autograd.grad(out, [W, V, b, h0])
+    want = dl.autograd.grad(f(xs, h0), [W, V, b, h0])
+    for g_, w_ in zip(got, want):
+        close(g_, w_, 1e-10)
+    bodies = [n.attrs["body"] for n in cf.entry_for(xs, h0).backward_graph.nodes if n.op.name == "scan"]
+    assert bodies and any(o in body.inputs for body in bodies for o in body.outputs), \
+        "the weight gradients should pass through the backward loop unchanged"
