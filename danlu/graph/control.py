@@ -4,9 +4,9 @@ Eagerly they are ordinary Python control flow (so autograd records the branch or
 taken). While tracing, the branch or loop body is traced once into a subgraph and the whole
 construct becomes one node: an RNN over a sequence of any (dynamic) length compiles once, without
 unrolling. ``scan`` and ``cond`` are differentiable in graphs too: their VJPs replay the traced body
-under autograd to build the backward body (``scan`` saves the carry of every step and recomputes
-each step's forward in the reverse scan; weight gradients of the ``A_t^T @ Q_t`` form are summed after
-the loop as one product of the stacked steps).
+under autograd to build the backward body. ``scan`` saves the carry of every step and the forward
+values its backward reads (so the reverse scan recomputes only loop-invariant values), and sums weight
+gradients of the ``A_t^T @ Q_t`` form after the loop as one product of the stacked steps.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..core.dispatch import apply
 from ..core.errors import GraphBreakError, api, describe
 from ..core.registry import AVal, register
 from ..core.tensor import Tensor, _wrap
-from .ir import Graph, Value
+from .ir import Graph, Node, Value
 
 __all__ = ["cond", "while_loop", "scan"]
 
@@ -110,9 +110,11 @@ def _compiled(graph: Graph):
     return cg
 
 
-def replay(graph: Graph, inputs):
-    """Run a traced graph's nodes through ``apply`` (so autograd records them)."""
-    env = {v.id: t for v, t in zip(graph.inputs, inputs)}
+def replay(graph: Graph, inputs, env=None):
+    """Run a traced graph's nodes through ``apply`` (so autograd records them). ``env``, if given,
+    receives every value's tensor by the graph's value id."""
+    env = {} if env is None else env
+    env.update({v.id: t for v, t in zip(graph.inputs, inputs)})
     for vid, arr in graph.consts.items():
         env[vid] = _wrap(arr)
     for n in graph.nodes:
@@ -134,7 +136,7 @@ def _avals_of(tensors):
 
 # -- scan ---------------------------------------------------------------------------------------
 
-def _scan_infer(*ins, body, n_carry, n_x, length, reverse, save):
+def _scan_infer(*ins, body, n_carry, n_x, length, reverse, save, n_res=0):
     outs = body.outputs
     carries = [_aval(v) for v in outs[:n_carry]]
     ys = [AVal((length,) + tuple(v.shape), _dt._FROM_NP[v.dtype]) for v in outs[n_carry:]]
@@ -142,7 +144,7 @@ def _scan_infer(*ins, body, n_carry, n_x, length, reverse, save):
     return tuple(carries + ys + hist)
 
 
-def _scan_impl(*arrays, body, n_carry, n_x, length, reverse, save):
+def _scan_impl(*arrays, body, n_carry, n_x, length, reverse, save, n_res=0):
     cg = _compiled(body)
     carry = list(arrays[:n_carry])
     xs = arrays[n_carry:n_carry + n_x]
@@ -166,23 +168,22 @@ def _scan_impl(*arrays, body, n_carry, n_x, length, reverse, save):
     return tuple(carry + ys + hist)
 
 
-def _scan_vjp(ctx, *gs):
-    a = ctx.attrs
-    body, n_carry, n_x, reverse = a["body"], a["n_carry"], a["n_x"], a["reverse"]
-    ins = ctx.inputs
-    carry0 = ins[:n_carry]
-    xs = ins[n_carry:n_carry + n_x]
-    consts = ins[n_carry + n_x:]
-    outs = ctx.outs
-    n_y = len(body.outputs) - n_carry
-    hist = outs[n_carry + n_y:]
-    g_carry = list(gs[:n_carry])
-    g_ys = list(gs[n_carry:n_carry + n_y])
-    traced = body.meta["traced"]
+def _scan_bwd_graph(body: Graph, n_carry: int, n_x: int, residuals: bool):
+    """Trace one reverse step of a scan body: a graph from (g_carry, g_acc, carry_t, x_t, g_y_t
+    [, residuals_t], consts) to (g_carry_prev, g_acc + g_consts_t, g_x_t), built by replaying the
+    traced forward body under autograd.
+
+    With ``residuals`` the forward values the backward reads (each step's gate activations, say)
+    become scanned inputs instead of being recomputed from the saved carry: returns (graph, the
+    forward body's Values to stack for it). Loop-invariant values (functions of the constants
+    only) are still computed in the step."""
     from ..autograd.engine import grad as _grad
     from ..ops.elementwise import zeros_like
 
-    n_c = len(consts)
+    traced = body.meta["traced"]
+    n_c = len(body.inputs) - n_carry - n_x
+    n_y = len(traced.outputs) - n_carry
+    env = {}
 
     def bwd_step(*flat):
         gc = list(flat[:n_carry])
@@ -192,7 +193,7 @@ def _scan_vjp(ctx, *gs):
         gy_t = flat[2 * n_carry + n_c + n_x:2 * n_carry + n_c + n_x + n_y]
         cs = flat[2 * n_carry + n_c + n_x + n_y:]
         req = [t.detach().requires_grad_(t.dtype.is_floating_point) for t in list(c_t) + list(x_t) + list(cs)]
-        out = replay(traced, req)
+        out = replay(traced, req, env)
         pairs = [(o, g) for o, g in zip(out, gc + list(gy_t)) if o.requires_grad]
         diff = [t for t in req if t.requires_grad]
         grads = _grad([o for o, _ in pairs], diff, [g for _, g in pairs], allow_unused=True) if pairs and diff else ()
@@ -204,26 +205,104 @@ def _scan_vjp(ctx, *gs):
         g_cs = full[n_carry + n_x:]
         return tuple(g_c_prev) + tuple(ga + gc_ for ga, gc_ in zip(gacc, g_cs)) + tuple(g_x)
 
-    in_avals = (_avals_of(g_carry) + _avals_of(consts) + [(tuple(c._data.shape), c._data.dtype) for c in carry0]
-                + [(tuple(x._data.shape[1:]), x._data.dtype) for x in xs]
-                + [(tuple(g._data.shape[1:]), g._data.dtype) for g in g_ys] + _avals_of(consts))
+    av = [(v.shape, v.dtype) for v in body.inputs]
+    in_avals = (av[:n_carry] + av[n_carry + n_x:] + av[:n_carry] + av[n_carry:n_carry + n_x]
+                + [(v.shape, v.dtype) for v in traced.outputs[n_carry:]] + av[n_carry + n_x:])
     bwd, lifted, _ = trace_subgraph(bwd_step, in_avals, body.name + "_bwd", grad=True)
     if lifted:
         raise GraphBreakError("scan: the backward body captured outer values unexpectedly")
-    outer_xs = list(hist) + list(xs) + list(g_ys)
+    if not residuals:
+        return bwd, []
+    return _use_residuals(bwd, traced, env, n_carry, n_c, n_x)
+
+
+def _use_residuals(bwd: Graph, traced: Graph, env: dict, n_carry: int, n_c: int, n_x: int):
+    fwd_value = {v.id: v for n in traced.nodes for v in n.outputs}
+    replayed = {}                      # backward value id -> forward body Value
+    for vid, t in env.items():
+        if vid in fwd_value and isinstance(t, Tensor) and isinstance(t._data, Value):
+            replayed[t._data.id] = fwd_value[vid]
+    # 0: loop-invariant (constants only), 1: forward (a step's carry or x), 2: backward (cotangents)
+    ins = bwd.inputs
+    kind = {v.id: 2 for v in ins[:n_carry + n_c]}
+    kind.update({v.id: 1 for v in ins[n_carry + n_c:2 * n_carry + n_c + n_x]})
+    kind.update({v.id: 2 for v in ins[2 * n_carry + n_c + n_x:len(ins) - n_c]})
+    kind.update({v.id: 0 for v in ins[len(ins) - n_c:]})
+    kind.update({vid: 0 for vid in bwd.consts})
+    for n in bwd.nodes:
+        k = max([kind.get(i.id, 0) for i in n.inputs if isinstance(i, Value)], default=0)
+        for o in n.outputs:
+            kind[o.id] = k
+    is_replay = [all(o.id in replayed for o in n.outputs) for n in bwd.nodes]
+    needed = {}
+    for n, rep in zip(bwd.nodes, is_replay):
+        if not rep:
+            for i in n.inputs:
+                if isinstance(i, Value) and i.id in replayed and kind[i.id] == 1:
+                    needed.setdefault(i.id, i)
+    for o in bwd.outputs:
+        if isinstance(o, Value) and o.id in replayed and kind[o.id] == 1:
+            needed.setdefault(o.id, o)
+    if not needed:
+        return bwd, []
+    subst, saved = {}, []
+    at = len(ins) - n_c
+    for k, v in enumerate(needed.values()):
+        r = Value(v.shape, v.dtype, name=f"res{k}", graph_id=id(bwd))
+        bwd.inputs.insert(at + k, r)
+        bwd.input_names.insert(at + k, f"res{k}")
+        subst[v.id] = r
+        saved.append(replayed[v.id])
+    nodes = []
+    for n, rep in zip(bwd.nodes, is_replay):
+        if not rep and any(isinstance(i, Value) and i.id in subst for i in n.inputs):
+            n = Node(n.op, tuple(subst.get(i.id, i) if isinstance(i, Value) else i for i in n.inputs),
+                     n.attrs, n.outputs, n.loc)
+            for o in n.outputs:
+                o.producer = n
+        nodes.append(n)
+    bwd.nodes = nodes
+    bwd.outputs = [subst.get(o.id, o) if isinstance(o, Value) else o for o in bwd.outputs]
+    bwd.meta["traced"] = bwd.copy()
+    bwd.lint()
+    return bwd, saved
+
+
+def _scan_vjp(ctx, *gs):
+    a = ctx.attrs
+    body, n_carry, n_x, reverse = a["body"], a["n_carry"], a["n_x"], a["reverse"]
+    n_res = a.get("n_res", 0)
+    ins = ctx.inputs
+    xs = ins[n_carry:n_carry + n_x]
+    consts = ins[n_carry + n_x:]
+    outs = ctx.outs
+    n_y = len(body.outputs) - n_carry - n_res
+    residuals = list(outs[n_carry + n_y:n_carry + n_y + n_res])
+    hist = outs[n_carry + n_y + n_res:]
+    g_carry = list(gs[:n_carry])
+    g_ys = list(gs[n_carry:n_carry + n_y])
+    from ..ops.elementwise import zeros_like
+
+    n_c = len(consts)
+    pre = body.meta.get("bwd") if n_res else None
+    if pre is not None:
+        bwd = pre.copy()
+    else:
+        bwd, residuals = _scan_bwd_graph(body, n_carry, n_x, residuals=False)[0], []
+    outer_xs = list(hist) + list(xs) + list(g_ys) + residuals
     hoisted, extra = _hoist_accumulations(bwd, n_carry, n_c, n_x)
     acc0 = [zeros_like(c) for c in consts]
     res = apply(SCAN, *g_carry, *acc0, *outer_xs, *consts, body=bwd, n_carry=n_carry + n_c,
-                n_x=n_carry + n_x + n_y, length=a["length"], reverse=not reverse, save=False)
+                n_x=len(outer_xs), length=a["length"], reverse=not reverse, save=False)
     g_init = res[:n_carry]
     g_consts = list(res[n_carry:n_carry + n_c])
     g_xs = res[n_carry + n_c:n_carry + n_c + n_x]
-    stacked = res[n_carry + n_c + n_x:]
+    stacked = res[n_carry + n_c:]
     for j, terms in hoisted.items():
         total = None
         for (ka, a_ref), (kq, q_ref), transposed in terms:
-            a_all = outer_xs[a_ref] if ka == "x" else stacked[extra.index(a_ref)]
-            q_all = outer_xs[q_ref] if kq == "x" else stacked[extra.index(q_ref)]
+            a_all = outer_xs[a_ref] if ka == "x" else stacked[extra[a_ref.id]]
+            q_all = outer_xs[q_ref] if kq == "x" else stacked[extra[q_ref.id]]
             term = a_all.reshape(-1, a_all.shape[-1]).T @ q_all.reshape(-1, q_all.shape[-1])
             term = term.T if transposed else term
             total = term if total is None else total + term
@@ -241,7 +320,8 @@ def _hoist_accumulations(bwd: Graph, n_carry: int, n_c: int, n_x: int):
     ``Q`` is a per-step value: a scanned input (used straight from the outer stacked tensor) or a
     value computed in the body (appended to the body's outputs, so the scan stacks it). The
     accumulator then passes through the loop unchanged. Returns ({accumulator: [(A ref, Q ref,
-    transposed)]}, the appended output Values); the body graph is rewritten in place."""
+    transposed)]}, {value id: its index among the body's stacked outputs}); the body graph is
+    rewritten in place."""
     producer = {o.id: n for n in bwd.nodes for o in n.outputs}
     pos_in = {v.id: i for i, v in enumerate(bwd.inputs)}
     x_lo = n_carry + n_c
@@ -281,7 +361,7 @@ def _hoist_accumulations(bwd: Graph, n_carry: int, n_c: int, n_x: int):
         for i in n.inputs:
             if isinstance(i, Value):
                 uses[i.id] = uses.get(i.id, 0) + 1
-    plan, extra = {}, []
+    plan, extra = {}, {}
     for j in range(n_c):
         acc, new = bwd.inputs[n_carry + j], bwd.outputs[n_carry + j]
         parts = leaves(new, acc, [])
@@ -304,15 +384,20 @@ def _hoist_accumulations(bwd: Graph, n_carry: int, n_c: int, n_x: int):
         else:
             plan[j] = terms
     if not plan:
-        return {}, []
+        return {}, {}
     outs = list(bwd.outputs)
+    ys = outs[n_carry + n_c:]
     for j, terms in plan.items():
         outs[n_carry + j] = bwd.inputs[n_carry + j]
         for ra, rq, _tr in terms:
             for r in (ra, rq):
-                if r[0] == "y" and r[1] not in extra:
-                    extra.append(r[1])
-    bwd.outputs = outs + extra
+                if r[0] == "y" and r[1].id not in extra:
+                    k = next((k for k, y in enumerate(ys) if y is r[1]), None)
+                    if k is None:
+                        k = len(ys)
+                        ys.append(r[1])
+                    extra[r[1].id] = k
+    bwd.outputs = outs[:n_carry + n_c] + ys
     bwd.meta["traced"] = bwd.copy()
     bwd.meta.pop("compiled", None)
     bwd.lint()
@@ -393,10 +478,16 @@ def scan(f, init, xs=None, length=None, reverse: bool = False):
     graph, consts, _ = trace_subgraph(body, in_avals, "scan_body")
     const_tensors = [_outer_tensor(tracer, v) for v in consts]
     save = dispatch.state.grad_enabled and any(t._rg for t in c_leaves + x_leaves_t + const_tensors)
-    res = apply(SCAN, *c_leaves, *x_leaves_t, *const_tensors, body=graph, n_carry=n_carry, n_x=n_x,
-                length=length, reverse=bool(reverse), save=bool(save))
-    carry = unflatten(c_spec, list(res[:n_carry]))
     n_y = len(graph.outputs) - n_carry
+    n_res = 0
+    if save:
+        bwd, saved = _scan_bwd_graph(graph, n_carry, n_x, residuals=True)
+        graph.outputs = list(graph.outputs) + saved
+        graph.meta["bwd"] = bwd
+        n_res = len(saved)
+    res = apply(SCAN, *c_leaves, *x_leaves_t, *const_tensors, body=graph, n_carry=n_carry, n_x=n_x,
+                length=length, reverse=bool(reverse), save=bool(save), n_res=n_res)
+    carry = unflatten(c_spec, list(res[:n_carry]))
     ys = unflatten(specs["y"], list(res[n_carry:n_carry + n_y])) if specs["y"] is not None else None
     return carry, ys
 

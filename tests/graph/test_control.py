@@ -95,8 +95,8 @@ def test_scan_body_may_return_no_outputs():
 
 def test_scan_weight_gradients_summed_outside_the_loop_match_eager():
     """An LSTM-style body uses each weight through ``h @ W.T`` (twice for ``V``): the backward scan
-    sums the weight gradients as one product of the stacked steps after the loop, and the gradients
-    (float64) equal eager autograd's."""
+    reads the activations the forward scan saved, sums the weight gradients as one product of the
+    stacked steps after the loop, and the gradients (float64) equal eager autograd's."""
     rng = np.random.default_rng(0)
     W = dl.tensor(rng.standard_normal((8, 4)), requires_grad=True)
     V = dl.tensor(rng.standard_normal((4, 4)), requires_grad=True)
@@ -123,3 +123,5 @@ def test_scan_weight_gradients_summed_outside_the_loop_match_eager():
     bodies = [n.attrs["body"] for n in cf.entry_for(xs, h0).backward_graph.nodes if n.op.name == "scan"]
     assert bodies and any(o in body.inputs for body in bodies for o in body.outputs), \
         "the weight gradients should pass through the backward loop unchanged"
+    assert any(name.startswith("res") for body in bodies for name in body.input_names), \
+        "the backward loop should read the forward step's saved activations, not recompute them"
