@@ -1,7 +1,7 @@
 """Benchmark (not a test): training step time with batches from a DataLoader with worker processes versus
 batches already in memory, for an MLP 784-512-512-10 at batch size 128.
 
-    PYTHONPATH=. .venv/bin/python tests/data/bench_loader.py [--workers 2] [--steps 150] [--repeats 5]
+    PYTHONPATH=. .venv/bin/python benchmarks/loader_overhead.py [--workers 2] [--steps 150] [--repeats 5]
 
 Prints the step times and the loader's CPU cost per batch (main process and workers). Run it on a quiet
 machine: on a 2-core machine other processes make wall-clock step times meaningless.
