@@ -4,9 +4,11 @@ Each workload gives two zero-argument callables. The runner calibrates an inner 
 sample takes about ``sample_ms``, warms both up, then alternates A/B samples and reports medians and
 the ratio of medians (danlu / baseline). Ratios, not absolute times, are what the project quotes.
 
-Before each sample the runner pauses ``settle_s`` and makes one untimed call: PyTorch's OpenMP threads
-and NumPy's OpenBLAS threads keep spinning for a while after a call, and would otherwise slow whichever
-library runs next in the same process.
+Before each sample the runner pauses ``settle_s``: PyTorch's OpenMP threads and NumPy's OpenBLAS
+threads keep spinning for a while after a call, and would otherwise slow whichever library runs next in
+the same process. After the pause it runs the workload untimed for about half a sample, so that both
+libraries are timed in the steady state of a loop (on the development VM, memory and CPU state after an
+idle pause make the first calls up to twice as slow, most for code that allocates its results).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def measure(w: Workload, samples: int = 15, sample_ms: float = 40.0, warmup: int
         for _ in range(samples):
             for fn, n, out in ((a, na, ta), (b, nb, tb)):
                 time.sleep(settle_s)
-                fn()
+                _sample(fn, max(1, n // 2))
                 out.append(_sample(fn, n))
     finally:
         if gc_was:
