@@ -231,6 +231,8 @@ def _use_residuals(bwd: Graph, traced: Graph, env: dict, n_carry: int, n_c: int,
     kind.update({vid: 0 for vid in bwd.consts})
     for n in bwd.nodes:
         k = max([kind.get(i.id, 0) for i in n.inputs if isinstance(i, Value)], default=0)
+        if getattr(n.op, "random", False):
+            k = max(k, 1)  # a fresh draw each step: the backward must see the forward's draw, saved
         for o in n.outputs:
             kind[o.id] = k
     is_replay = [all(o.id in replayed for o in n.outputs) for n in bwd.nodes]
@@ -279,9 +281,12 @@ def _scan_vjp(ctx, *gs):
     n_y = len(body.outputs) - n_carry - n_res
     residuals = list(outs[n_carry + n_y:n_carry + n_y + n_res])
     hist = outs[n_carry + n_y + n_res:]
+    from ..ops.elementwise import zeros_like
+
+    # outputs without a cotangent (integer carries, unused results) get zeros
+    gs = [g if g is not None else zeros_like(o) for g, o in zip(gs, outs)]
     g_carry = list(gs[:n_carry])
     g_ys = list(gs[n_carry:n_carry + n_y])
-    from ..ops.elementwise import zeros_like
 
     n_c = len(consts)
     pre = body.meta.get("bwd") if n_res else None

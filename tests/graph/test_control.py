@@ -125,3 +125,46 @@ def test_scan_weight_gradients_summed_outside_the_loop_match_eager():
         "the weight gradients should pass through the backward loop unchanged"
     assert any(name.startswith("res") for body in bodies for name in body.input_names), \
         "the backward loop should read the forward step's saved activations, not recompute them"
+
+
+def test_scan_backward_uses_the_forward_draw_of_random_ops():
+    """Dropout inside a compiled scan: the backward must use the masks the forward drew (saved), not
+    draw new ones. The gradient is checked against the formula with the forward's mask."""
+    rng = np.random.default_rng(0)
+    xs = dl.tensor(rng.standard_normal((4, 3, 5)), requires_grad=True)
+    h0 = dl.tensor(rng.standard_normal((3, 5)))
+    W = dl.tensor(rng.standard_normal((5, 5)), requires_grad=True)
+
+    def fn(xs, h0):
+        def step(h, x):
+            y = dl.nn.functional.dropout((x @ W).tanh(), 0.5, training=True)
+            return h + y, y
+        _, ys = dl.scan(step, h0, xs)
+        (gx,) = dl.autograd.grad((ys * xs).sum(), [xs])
+        return ys.detach(), gx
+
+    ys, gx = dl.compile(fn, warmup=0)(xs, h0)
+    x, w, y = xs.detach().numpy(), W.detach().numpy(), ys.numpy()
+    t = np.tanh(x @ w)
+    want = y + ((x * (y != 0) * 2) * (1 - t ** 2)) @ w.T
+    np.testing.assert_allclose(gx.numpy(), want, rtol=1e-10, atol=1e-10)
+
+
+def test_scan_with_an_integer_carry_differentiates_in_graphs():
+    rng = np.random.default_rng(0)
+    W = dl.tensor(rng.standard_normal((4, 4)), requires_grad=True)
+
+    def f(xs, h0):
+        def step(c, x):
+            h, k = c
+            h = (h @ W + x).tanh()
+            return (h, k + 1), h * 2
+        (h, k), ys = dl.scan(step, (h0, dl.tensor(0)), xs)
+        return (h ** 2).sum() + ys.sum() + k.double() * 0
+
+    xs = dl.tensor(rng.standard_normal((5, 3, 4)))
+    h0 = dl.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    got = dl.autograd.grad(dl.compile(f, warmup=0)(xs, h0), [W, h0])
+    want = dl.autograd.grad(f(xs, h0), [W, h0])
+    for g_, w_ in zip(got, want):
+        close(g_, w_, 1e-10)

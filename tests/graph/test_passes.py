@@ -215,3 +215,17 @@ def test_fused_kernel_with_an_output_over_its_input_keeps_the_input_until_read()
     assert got[0] is pa
     np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-5)
+
+
+def test_memory_plan_never_writes_over_an_input_also_read_through_a_view():
+    """``y`` and its first row both feed the fused kernel: computing in place over ``y`` would overwrite
+    row 0 while later chunks still read it."""
+    rng = np.random.default_rng(0)
+    W = dl.tensor(rng.standard_normal((300, 300)) * 0.1)
+
+    def f(x):
+        y = x @ W
+        return (dl.tanh(y + y[0:1]) * 3.0) @ W
+
+    x = dl.tensor(rng.standard_normal((300, 300)))
+    np.testing.assert_allclose(dl.compile(f, warmup=0)(x).numpy(), f(x).numpy(), rtol=1e-12, atol=1e-12)

@@ -113,7 +113,9 @@ def plan_memory(graph: Graph) -> MemoryPlan:
                 if donor is None and getattr(n.op, "elementwise", False):
                     for i in n.inputs:
                         if isinstance(i, Value) and i.id == storage[i.id] and i.id in info and \
-                                i.id not in external and last.get(i.id) == k and info[i.id][:2] == key:
+                                i.id not in external and last.get(i.id) == k and info[i.id][:2] == key and \
+                                not any(isinstance(x, Value) and x.id != i.id and storage.get(x.id) == i.id
+                                        for x in n.inputs):  # also read through a view: not in place
                             donor = i.id
                             plan.inplace.add(o.id)
                             break
@@ -155,13 +157,17 @@ def _donations(graph: Graph, storage: dict, last: dict, taken: set) -> dict:
             counts[o.id] = counts.get(o.id, 0) + 1
     inputs = {v.id: v for v in graph.inputs}
     returned = {storage[o.id] for o in graph.outputs if isinstance(o, Value)}
+    per_storage = {}  # how many outputs are (views of) each buffer
+    for o in graph.outputs:
+        if isinstance(o, Value):
+            per_storage[storage[o.id]] = per_storage.get(storage[o.id], 0) + 1
     out = {}
     for d, idx in donate.items():
         o = graph.outputs[idx] if idx < len(graph.outputs) else None
         dv = inputs.get(d)
         if not isinstance(o, Value) or dv is None or o.id not in producer or counts[o.id] != 1 or d in returned \
-                or d in taken or storage[o.id] != o.id or o.id in out:
-            continue
+                or d in taken or storage[o.id] != o.id or o.id in out or per_storage[o.id] != 1:
+            continue  # (a returned view of the new value would alias the tensor's array afterwards)
         if canon(o.shape) != canon(dv.shape) or o.dtype != dv.dtype:
             continue
         k, n, p = producer[o.id]
