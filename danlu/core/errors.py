@@ -33,6 +33,11 @@ class GraphBreakError(DanluError):
     """Data-dependent Python control flow met while tracing a graph."""
 
 
+class LazyStateError(GraphBreakError):
+    """Code being traced creates persistent state on its first call (an optimizer's buffers): a graph
+    would bake that first call in. ``danlu.compile`` runs such a call eagerly and traces the next one."""
+
+
 def _is_internal(filename: str) -> bool:
     return filename.startswith(_PKG_DIR)
 

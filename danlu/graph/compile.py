@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core import dispatch
 from ..core import dtypes as _dt
-from ..core.errors import GraphBreakError, reraise_filtered
+from ..core.errors import GraphBreakError, LazyStateError, reraise_filtered
 from ..core.tensor import Tensor, _wrap
 from .codegen import CompiledGraph
 from .ir import Graph
@@ -268,6 +268,10 @@ class CompiledFunction:
         try:
             dyn = self._dynamic_dims(leaves, spec)
             entry = trace_entry(self.fn, leaves, spec, self.name, optimize=self.optimize, dynamic=dyn)
+        except LazyStateError as e:
+            log.info("compile %s: %s; this call runs eagerly, the next one is traced", self.name,
+                     str(e).splitlines()[0])
+            return None
         except GraphBreakError as e:
             if self.fallback == "eager":
                 log.info("compile %s: running eagerly for this signature: %s", self.name, str(e).splitlines()[0])
@@ -335,6 +339,7 @@ def trace_entry(fn, leaves, spec, name, optimize=True, dynamic=None) -> _Entry:
 
     graph = Graph(name)
     tracer = Tracer(graph)
+    tracer.state_must_exist = True  # optimizer state made while tracing: run this call eagerly instead
     entry = _Entry()
     env = entry.env = ShapeEnv()
     arg_ids = {}

@@ -20,6 +20,7 @@ from typing import Any
 from .. import autograd as _ag
 from ..core import dtypes as _dt
 from ..core.creation import tensor as _tensor
+from ..core.errors import LazyStateError
 from ..core.tensor import Tensor
 
 __all__ = ["Optimizer"]
@@ -172,8 +173,29 @@ class Optimizer:
                 for p in group["params"]:
                     grad = p.grad
                     if grad is not None:
-                        self._update(p, grad, hp)
+                        if getattr(tracer, "state_must_exist", False):
+                            self._traced_update(p, grad, hp)
+                        else:  # eager, or a Session's train op (which turns first-step state into slots)
+                            self._update(p, grad, hp)
         return loss
+
+    def _traced_update(self, p: Tensor, grad: Tensor, group) -> None:
+        """``_update`` while a compiled step is traced. State created now (buffers made on the first step)
+        would hold traced values, and the graph would repeat the first step's branch on every call: undo
+        it and ask for this call to run eagerly."""
+        had = set(self.state[p]) if p in self.state else None
+        self._update(p, grad, group)
+        new = set(self.state.get(p, ())) - (had or set())
+        if new:
+            if had is None:
+                del self.state[p]
+            else:
+                for k in new:
+                    del self.state[p][k]
+            raise LazyStateError(
+                f"{type(self).__name__}.step: the optimizer creates its state ({', '.join(sorted(new))}) on its "
+                "first step, which a graph cannot repeat; run that step eagerly first (danlu.compile's "
+                "warmup=1, the default, does)")
 
     def minimize(self, loss: Tensor, var_list=None):
         """TensorFlow 1 style: an op of ``loss``'s ``danlu.Graph`` that runs one step (``graph.session.train_op``).

@@ -140,3 +140,56 @@ def test_overlapping_inputs_are_never_updated_in_place():
     donate = {1: (0, base), 2: (1, other)}
     assert _donatable(donate, [base, base[1:], other]) == {2: 1}
     assert _donatable(donate, [base, other]) == {1: 0, 2: 1}
+
+
+def test_a_returned_view_of_an_updated_tensor_never_aliases_it():
+    """``new[0]`` is returned while ``p`` takes ``new``'s value: writing ``new`` into ``p``'s array would
+    make the returned tensor change on the next call."""
+    p = dl.tensor(np.arange(6.0).reshape(2, 3))
+
+    def f():
+        with dl.no_grad():
+            new = p * 0.5 + 1
+            p.data = new
+        return new[0]
+
+    cf = dl.compile(f, warmup=0)
+    r1 = cf()
+    first = r1.numpy().copy()
+    cf()
+    np.testing.assert_array_equal(r1.numpy(), first)
+    np.testing.assert_allclose(first, [1.0, 1.5, 2.0])
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam", "rmsprop"])
+def test_first_step_creating_optimizer_state_runs_eagerly_even_without_warmup(opt_name, caplog):
+    """With ``warmup=0`` the first call would trace the optimizer's first step (state created, SGD's
+    buffer taken from the gradient) and repeat it forever: that call runs eagerly instead, says so, and
+    the next call is traced. Losses equal eager training's at every step."""
+    le, we = run(mlp, (16, 20), dl.float64, False, opt_name)
+    dl.manual_seed(0)
+    model = mlp().to(dl.float64)
+    g = np.random.default_rng(0)
+    xs = [dl.tensor(g.standard_normal((16, 20)), dtype=dl.float64) for _ in range(10)]
+    ys = [dl.tensor(g.integers(0, 5, 16)) for _ in range(10)]
+    opt = {"adam": lambda p: dl.optim.Adam(p, lr=1e-2, weight_decay=1e-3),
+           "sgd": lambda p: dl.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+           "rmsprop": lambda p: dl.optim.RMSprop(p, lr=1e-2, centered=True)}[opt_name](model.parameters())
+
+    @dl.compile(warmup=0)
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    with caplog.at_level("INFO", logger="danlu.compile"):
+        lc = [float(step(x, y)) for x, y in zip(xs, ys)]
+    assert step.compiles == 1
+    assert "creates its state" in caplog.text
+    np.testing.assert_allclose(lc, le, rtol=1e-10)
+    for k, v in model.state_dict().items():
+        np.testing.assert_allclose(v.numpy(), we[k], rtol=1e-10, err_msg=k)
+    assert all(isinstance(t._data, np.ndarray) for s in opt.state.values() for t in s.values()
+               if isinstance(t, dl.Tensor))
