@@ -436,7 +436,7 @@ def _donatable(donate: dict, arrays: list) -> dict:
     writes, whose arrays overlap no other input's: the compiled graph may update those in place."""
     out = {}
     for vid, (k, a) in donate.items():
-        if isinstance(a, np.ndarray) and a.flags.writeable and \
+        if isinstance(a, np.ndarray) and a.flags.writeable and sum(b is a for b in arrays) == 1 and \
                 not any(b is not a and isinstance(b, np.ndarray) and np.may_share_memory(a, b) for b in arrays):
             out[vid] = k
     return out

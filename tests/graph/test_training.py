@@ -140,6 +140,7 @@ def test_overlapping_inputs_are_never_updated_in_place():
     donate = {1: (0, base), 2: (1, other)}
     assert _donatable(donate, [base, base[1:], other]) == {2: 1}
     assert _donatable(donate, [base, other]) == {1: 0, 2: 1}
+    assert _donatable(donate, [base, other, other]) == {1: 0}  # two tensors over one array
 
 
 def test_a_returned_view_of_an_updated_tensor_never_aliases_it():
