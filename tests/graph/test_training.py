@@ -18,36 +18,44 @@ def cnn():
                          nn.Linear(4 * 4 * 4, 5))
 
 
-def run(build, xshape, dtype, compiled, opt_name, steps=10):
-    dl.manual_seed(0)
-    model = build().to(dtype)
-    g = np.random.default_rng(0)
-    xs = [dl.tensor(g.standard_normal(xshape), dtype=dtype) for _ in range(steps)]
-    ys = [dl.tensor(g.integers(0, 5, xshape[0])) for _ in range(steps)]
-    opt = {"adam": lambda p: dl.optim.Adam(p, lr=1e-2, weight_decay=1e-3),
-           "sgd": lambda p: dl.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
-           "rmsprop": lambda p: dl.optim.RMSprop(p, lr=1e-2, centered=True)}[opt_name](model.parameters())
+OPTIMIZERS = {"adam": lambda p: dl.optim.Adam(p, lr=1e-2, weight_decay=1e-3),
+              "sgd": lambda p: dl.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+              "rmsprop": lambda p: dl.optim.RMSprop(p, lr=1e-2, centered=True)}
 
+
+def train_step(model, opt):
+    """The whole training step the tests compile: zero_grad, forward, loss, backward, optimizer step."""
     def step(x, y):
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         return loss
+    return step
 
-    fn = dl.compile(step) if compiled else step
+
+def run(build, xshape, dtype, compiled, opt_name, steps=10, **compile_kw):
+    """(losses, final state dict, optimizer, compiled function or None) of ``steps`` training steps."""
+    dl.manual_seed(0)
+    model = build().to(dtype)
+    g = np.random.default_rng(0)
+    xs = [dl.tensor(g.standard_normal(xshape), dtype=dtype) for _ in range(steps)]
+    ys = [dl.tensor(g.integers(0, 5, xshape[0])) for _ in range(steps)]
+    opt = OPTIMIZERS[opt_name](model.parameters())
+    step = train_step(model, opt)
+    fn = dl.compile(step, **compile_kw) if compiled else step
     losses = [float(fn(x, y)) for x, y in zip(xs, ys)]
     if compiled:
         assert fn.compiles == 1
-    return losses, {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    return losses, {k: v.numpy().copy() for k, v in model.state_dict().items()}, opt
 
 
 @pytest.mark.parametrize("opt_name", ["adam", "sgd", "rmsprop"])
 @pytest.mark.parametrize("dtype,rtol", [(dl.float64, 1e-6), (dl.float32, 1e-4)])
 @pytest.mark.parametrize("build,xshape", [(mlp, (16, 20)), (cnn, (8, 1, 8, 8))], ids=["mlp", "cnn"])
 def test_compiled_training_step_matches_eager(build, xshape, dtype, rtol, opt_name):
-    le, we = run(build, xshape, dtype, False, opt_name)
-    lc, wc = run(build, xshape, dtype, True, opt_name)
+    le, we, _ = run(build, xshape, dtype, False, opt_name)
+    lc, wc, _ = run(build, xshape, dtype, True, opt_name)
     np.testing.assert_allclose(lc, le, rtol=rtol)
     for k in we:
         np.testing.assert_allclose(wc[k], we[k], rtol=rtol, atol=rtol * 1e-2, err_msg=k)
@@ -56,16 +64,7 @@ def test_compiled_training_step_matches_eager(build, xshape, dtype, rtol, opt_na
 def test_compiled_training_step_is_one_graph_with_backward_and_update():
     dl.manual_seed(0)
     model = mlp()
-    opt = dl.optim.SGD(model.parameters(), lr=0.1)
-
-    @dl.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = dl.compile(train_step(model, dl.optim.SGD(model.parameters(), lr=0.1)))
     x, y = dl.randn(16, 20), dl.randint(0, 5, (16,))
     step(x, y)
     g = step.graph_for(x, y)
@@ -86,15 +85,7 @@ def test_compiled_step_updates_parameters_and_state_in_place(opt_name):
     opt = {"sgd": lambda p: dl.optim.SGD(p, lr=0.1, momentum=0.9),
            "adam": lambda p: dl.optim.Adam(p, lr=1e-2)}[opt_name](model.parameters())
     x, y = dl.randn(16, 20), dl.randint(0, 5, (16,))
-
-    @dl.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = dl.compile(train_step(model, opt))
     step(x, y)
     step(x, y)
     arrays = [p._data for p in model.parameters()]
@@ -167,31 +158,13 @@ def test_first_step_creating_optimizer_state_runs_eagerly_even_without_warmup(op
     """With ``warmup=0`` the first call would trace the optimizer's first step (state created, SGD's
     buffer taken from the gradient) and repeat it forever: that call runs eagerly instead, says so, and
     the next call is traced. Losses equal eager training's at every step."""
-    le, we = run(mlp, (16, 20), dl.float64, False, opt_name)
-    dl.manual_seed(0)
-    model = mlp().to(dl.float64)
-    g = np.random.default_rng(0)
-    xs = [dl.tensor(g.standard_normal((16, 20)), dtype=dl.float64) for _ in range(10)]
-    ys = [dl.tensor(g.integers(0, 5, 16)) for _ in range(10)]
-    opt = {"adam": lambda p: dl.optim.Adam(p, lr=1e-2, weight_decay=1e-3),
-           "sgd": lambda p: dl.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
-           "rmsprop": lambda p: dl.optim.RMSprop(p, lr=1e-2, centered=True)}[opt_name](model.parameters())
-
-    @dl.compile(warmup=0)
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    le, we, _ = run(mlp, (16, 20), dl.float64, False, opt_name)
     with caplog.at_level("INFO", logger="danlu.compile"):
-        lc = [float(step(x, y)) for x, y in zip(xs, ys)]
-    assert step.compiles == 1
+        lc, wc, opt = run(mlp, (16, 20), dl.float64, True, opt_name, warmup=0)  # asserts one compile
     assert "creates its state" in caplog.text
     np.testing.assert_allclose(lc, le, rtol=1e-10)
-    for k, v in model.state_dict().items():
-        np.testing.assert_allclose(v.numpy(), we[k], rtol=1e-10, err_msg=k)
+    for k, v in wc.items():
+        np.testing.assert_allclose(v, we[k], rtol=1e-10, err_msg=k)
     assert all(isinstance(t._data, np.ndarray) for s in opt.state.values() for t in s.values()
                if isinstance(t, dl.Tensor))
 
@@ -207,13 +180,7 @@ def test_check_mode_accepts_a_training_step(opt_name):
         opt = {"sgd": lambda p: dl.optim.SGD(p, lr=0.1, momentum=0.9),
                "adam": lambda p: dl.optim.Adam(p, lr=1e-2)}[opt_name](m.parameters())
         x, y = dl.tensor(np.linspace(-1, 1, 30).reshape(5, 6), dtype=dl.float32), dl.tensor([0, 1, 2, 0, 1])
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(m(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = train_step(m, opt)
         fn = dl.compile(step, check=True) if compiled else step
         return [float(fn(x, y)) for _ in range(5)]
 
