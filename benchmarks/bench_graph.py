@@ -10,82 +10,9 @@ import torch
 
 import danlu as dl
 
+from .bench_train import _inference, _train_step
 from .harness import Workload
-from .models import LSTMClassifier, batch, copy_weights, mlp, mnist_cnn, scan_lstm_step_fn
-
-
-def _compiled_train_step(build, xshape, opt_kind="sgd"):
-    def make():
-        torch.manual_seed(0)
-        tm = build(torch)
-        m = build(dl)
-        copy_weights(m, tm)
-        x, y = (dl.tensor(a) for a in batch(xshape, 10))
-        opt = dl.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) if opt_kind == "sgd" else \
-            dl.optim.Adadelta(m.parameters(), lr=1.0)
-        F = dl.nn.functional
-
-        @dl.compile
-        def step(x, y):
-            opt.zero_grad()
-            out = m(x)
-            loss = F.nll_loss(out, y) if opt_kind == "adadelta" else F.cross_entropy(out, y)
-            loss.backward()
-            opt.step()
-            return loss
-
-        return lambda: step(x, y)
-    return make
-
-
-def _torch_train_step(build, xshape, opt_kind="sgd"):
-    def make():
-        torch.manual_seed(0)
-        m = build(torch)
-        x, y = (torch.tensor(a) for a in batch(xshape, 10))
-        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) if opt_kind == "sgd" else \
-            torch.optim.Adadelta(m.parameters(), lr=1.0)
-        F = torch.nn.functional
-
-        def step():
-            opt.zero_grad()
-            out = m(x)
-            loss = F.nll_loss(out, y) if opt_kind == "adadelta" else F.cross_entropy(out, y)
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-    return make
-
-
-def _compiled_inference(build, xshape):
-    def make():
-        torch.manual_seed(0)
-        tm = build(torch)
-        m = build(dl)
-        copy_weights(m, tm)
-        m.eval()
-        cm = dl.compile(m)
-        x = dl.tensor(batch(xshape, 10)[0])
-
-        def run():
-            with dl.no_grad():
-                cm(x)
-        return run
-    return make
-
-
-def _torch_inference(build, xshape):
-    def make():
-        torch.manual_seed(0)
-        m = build(torch).eval()
-        x = torch.tensor(batch(xshape, 10)[0])
-
-        def run():
-            with torch.no_grad():
-                m(x)
-        return run
-    return make
+from .models import LSTMClassifier, batch, mlp, mnist_cnn, scan_lstm_step_fn
 
 
 def _gelu(x, lib):
@@ -104,41 +31,22 @@ def _gelu_torch_compile():
     return lambda: f(x)
 
 
-def _compiled_lstm_scan():
-    def make():
-        torch.manual_seed(0)
-        tm = LSTMClassifier.build(torch)
-        m = LSTMClassifier.build(dl)
-        copy_weights(m, tm)
-        fwd = scan_lstm_step_fn(dl, m)
-        x, y = (dl.tensor(a) for a in batch((32, 50, 128), 10))
-        opt = dl.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
-
-        @dl.compile
-        def step(x, y):
-            opt.zero_grad()
-            loss = dl.nn.functional.cross_entropy(fwd(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return lambda: step(x, y)
-    return make
-
-
 def workloads() -> list[Workload]:
     lstm = LSTMClassifier.build
     return [
-        Workload("compiled", "MLP train step b128 SGD", _compiled_train_step(mlp, (128, 784)),
-                 _torch_train_step(mlp, (128, 784)), baseline="PyTorch eager", target=0.8),
+        Workload("compiled", "MLP train step b128 SGD", _train_step(dl, mlp, (128, 784), compiled=True),
+                 _train_step(torch, mlp, (128, 784)), baseline="PyTorch eager", target=0.8),
         Workload("compiled", "MNIST CNN train step b64 Adadelta",
-                 _compiled_train_step(mnist_cnn, (64, 1, 28, 28), "adadelta"),
-                 _torch_train_step(mnist_cnn, (64, 1, 28, 28), "adadelta"), baseline="PyTorch eager", target=0.7),
-        Workload("compiled", "MNIST CNN inference b64", _compiled_inference(mnist_cnn, (64, 1, 28, 28)),
-                 _torch_inference(mnist_cnn, (64, 1, 28, 28)), baseline="PyTorch eager", target=0.8),
+                 _train_step(dl, mnist_cnn, (64, 1, 28, 28), opt_kind="adadelta", compiled=True),
+                 _train_step(torch, mnist_cnn, (64, 1, 28, 28), opt_kind="adadelta"), baseline="PyTorch eager",
+                 target=0.7),
+        Workload("compiled", "MNIST CNN inference b64", _inference(dl, mnist_cnn, (64, 1, 28, 28), compiled=True),
+                 _inference(torch, mnist_cnn, (64, 1, 28, 28)), baseline="PyTorch eager", target=0.8),
         Workload("compiled", "tanh-GELU on 4M f32", _gelu_danlu, _gelu_torch_compile,
                  baseline="torch.compile", target=1.0),
-        Workload("compiled", "LSTM (scan) train step T50 b32", _compiled_lstm_scan(),
-                 _torch_train_step(lstm, (32, 50, 128)), baseline="PyTorch eager", target=1.0),
+        Workload("compiled", "LSTM (scan) train step T50 b32",
+                 _train_step(dl, lstm, (32, 50, 128), compiled=True, forward=scan_lstm_step_fn),
+                 _train_step(torch, lstm, (32, 50, 128)), baseline="PyTorch eager", target=1.0),
     ]
 
 

@@ -10,7 +10,10 @@ from .harness import Workload
 from .models import LSTMClassifier, batch, copy_weights, mlp, mnist_cnn
 
 
-def _train_step(lib, build, xshape, classes, opt_kind="sgd"):
+def _train_step(lib, build, xshape, classes=10, opt_kind="sgd", compiled=False, forward=None):
+    """A train step on one fixed batch (weights copied from PyTorch's model so both start equal).
+    ``compiled``: the whole step through ``danlu.compile``; ``forward(lib, model)``: the function to train
+    instead of the model's own forward."""
     def make():
         lib.manual_seed(0)
         torch.manual_seed(0)
@@ -24,18 +27,21 @@ def _train_step(lib, build, xshape, classes, opt_kind="sgd"):
             lib.optim.Adadelta(m.parameters(), lr=1.0)
         F = lib.nn.functional
         m.train()
+        fwd = m if forward is None else forward(lib, m)
 
-        def step():
+        def step(x, y):
             opt.zero_grad()
-            out = m(x)
+            out = fwd(x)
             loss = F.nll_loss(out, y) if opt_kind == "adadelta" else F.cross_entropy(out, y)
             loss.backward()
             opt.step()
-        return step
+            return loss
+        fn = dl.compile(step) if compiled else step
+        return lambda: fn(x, y)
     return make
 
 
-def _inference(lib, build, xshape):
+def _inference(lib, build, xshape, compiled=False):
     def make():
         torch.manual_seed(0)
         tm = build(torch)
@@ -43,11 +49,12 @@ def _inference(lib, build, xshape):
         if lib is dl:
             copy_weights(m, tm)
         m.eval()
+        fn = dl.compile(m) if compiled else m
         x = lib.tensor(batch(xshape, 10)[0])
 
         def run():
             with lib.no_grad():
-                m(x)
+                fn(x)
         return run
     return make
 
