@@ -6,14 +6,12 @@ default initialization and ``extra_repr`` follow PyTorch, so state dicts and pri
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from ...core.errors import ShapeError, describe
 from ...core.tensor import Tensor
 from .. import functional as F
-from .. import init
-from .linear import _bias_bound, _param
+from .linear import _param, reset_weight_and_bias
 from .module import Module
 
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
@@ -76,10 +74,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = _bias_bound(self.weight)
-            init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self)
 
     def extra_repr(self) -> str:
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"

@@ -19,10 +19,14 @@ def _param(*shape, device=None, dtype=None) -> Parameter:
     return Parameter(empty(*shape, device=device, dtype=dtype))
 
 
-def _bias_bound(weight: Tensor) -> float:
-    """PyTorch's default bias range for Linear and Conv: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
-    return 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+def reset_weight_and_bias(module: Module) -> None:
+    """PyTorch's default initialisation of Linear and Conv: kaiming_uniform_(a=sqrt(5)) for the weight,
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias."""
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if module.bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(module.weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(module.bias, -bound, bound)
 
 
 class Linear(Module):
@@ -50,10 +54,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = _bias_bound(self.weight)
-            init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.linear(input, self.weight, self.bias)
