@@ -89,7 +89,10 @@ def _restore(snap):
 
 def check_against_eager(cf, entry, args, kwargs, rtol=1e-4, atol=1e-5):
     """Run ``cf``'s eager function and the compiled entry on the same state; raise on a difference,
-    else return the compiled call's result."""
+    else return the compiled call's result. The default tolerances are float32's: a compiled graph may
+    sum in another order than eager (fused ``linear``, folded constants, chunked kernels), which moves
+    float32 results by a few units in the last place, so equality would report differences that are
+    not divergences; pass tighter ones for float64 (``assert_same_as_eager(rtol=...)``)."""
     from .compile import flatten
 
     leaves, _spec = flatten((args, kwargs))

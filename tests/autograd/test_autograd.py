@@ -270,6 +270,8 @@ def test_hvp_matches_finite_differences_of_gradient():
     grads = dl.autograd.grad(_mlp_loss(dl, params, X), params, create_graph=True)
     hv = dl.autograd.grad(sum((g * dl.tensor(v)).sum() for g, v in zip(grads, vecs, strict=True)), params)
     eps = 1e-6
+    # central differences in float64: truncation error ~eps**2 and rounding ~1e-16/eps = 1e-10 relative
+    # to the gradients' size, so 1e-5 leaves room without hiding a wrong Hessian-vector product
     for h, gp, gm in zip(hv, grad_at(eps), grad_at(-eps), strict=True):
         np.testing.assert_allclose(h.numpy(), (gp - gm) / (2 * eps), rtol=1e-5, atol=1e-8)
 
