@@ -114,8 +114,7 @@ def plan_memory(graph: Graph) -> MemoryPlan:
                     for i in n.inputs:
                         if isinstance(i, Value) and i.id == storage[i.id] and i.id in info and \
                                 i.id not in external and last.get(i.id) == k and info[i.id][:2] == key and \
-                                not any(isinstance(x, Value) and x.id != i.id and storage.get(x.id) == i.id
-                                        for x in n.inputs):  # also read through a view: not in place
+                                _read_directly(n, i.id, storage) is not None:
                             donor = i.id
                             plan.inplace.add(o.id)
                             break
@@ -141,6 +140,13 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     plan.peak_bytes_unplanned = _peak({s: (defined_at[s], last.get(s, defined_at[s]), info[s][2])
                                        for s in defined_at}, end)
     return plan
+
+
+def _read_directly(n, buf: int, storage: dict) -> set | None:
+    """The input positions at which node ``n`` reads buffer ``buf``; None when it also reads the buffer
+    through a view (another layout of the same memory), so writing the result over it is unsafe."""
+    pos = {i for i, x in enumerate(n.inputs) if isinstance(x, Value) and storage.get(x.id) == buf}
+    return None if any(n.inputs[i].id != buf for i in pos) else pos
 
 
 def _donations(graph: Graph, storage: dict, last: dict, taken: set) -> dict:
@@ -179,10 +185,10 @@ def _donations(graph: Graph, storage: dict, last: dict, taken: set) -> dict:
         if not multi and not _accepts_out(n.op):
             continue
         if last.get(d, -1) == k:
-            pos = [i for i, x in enumerate(n.inputs) if isinstance(x, Value) and storage.get(x.id) == d]
-            if any(n.inputs[i].id != d for i in pos) or not getattr(n.op, "elementwise", False):
-                continue  # a view of it, or a kernel that may read it out of order
-            if hasattr(n.op, "inplace_ok") and not n.op.inplace_ok(p, set(pos)):
+            pos = _read_directly(n, d, storage)
+            if pos is None or not getattr(n.op, "elementwise", False):
+                continue  # read through a view, or by a kernel that may read it out of order
+            if hasattr(n.op, "inplace_ok") and not n.op.inplace_ok(p, pos):
                 continue
         out[o.id] = d
     return out
